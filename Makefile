@@ -1,0 +1,43 @@
+# Two commands on a fresh machine: `make run` (the controller on the embedded default) and
+# `make test` (ruff, mypy, pytest). Everything else is optional.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint typecheck demo bench compile clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[pipeline,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m trigger_service.demo run
+
+demo: $(STAMP)
+	$(BIN)/python -m trigger_service.demo loop
+
+lint: $(STAMP)
+	$(BIN)/ruff check trigger_service pipeline tests bench
+	$(BIN)/ruff format --check trigger_service pipeline tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: $(STAMP)
+	$(BIN)/ruff check trigger_service pipeline tests bench
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+compile: $(STAMP)
+	$(BIN)/python -m pipeline compile --output var/pipeline.yaml
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

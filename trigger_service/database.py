@@ -1,0 +1,201 @@
+"""The store's schema and engine: one SQLAlchemy Core metadata shared by every stage.
+
+SQLite (WAL, busy timeout) is the embedded default; PostgreSQL is the shared store for several
+replicas. Times are stored as float epoch seconds (UTC) so both dialects compare them the same.
+
+Tables, by the stage that writes them:
+    events             inbox        what senders told us, and where each event is in the flow
+    decisions          worker       run / no run, with the reason
+    decision_events    worker       which events each decision covers
+    pipeline_versions  gitops       versions registered with the backend, by commit
+    current_versions   gitops       which version each branch runs now, and why
+    runs, run_states   tracking     submitted runs and every state they passed through
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import make_url
+
+metadata = MetaData()
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("source", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("subject", JSON, nullable=False),
+    Column("delivery_id", String(256)),
+    Column("received_at", Float, nullable=False),
+    # pending -> claimed -> decided | dead (claimed -> pending again on a temporary error)
+    Column("status", String(16), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("not_before", Float, nullable=False, default=0.0),
+    Column("claimed_by", String(128)),
+    Column("lease_until", Float),
+    Column("last_error", Text),
+    Column("decided_at", Float),
+)
+Index("ix_events_claim", events.c.status, events.c.not_before)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("trigger", String(128)),
+    Column("pipeline", String(128)),
+    # run: a run is (or will be) submitted; no_run: nothing happens, see reason
+    Column("outcome", String(16), nullable=False),
+    # run decisions: collecting -> ready | queued | suppressed | merged; ready -> submitting
+    # -> submitted | dead. no_run decisions: done.
+    Column("state", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("scope", String(256)),  # what coalesces: pipeline + trigger + batch key
+    Column("version", String(128)),
+    Column("version_request", JSON),
+    Column("params", JSON),
+    Column("policy", JSON),
+    Column("event_count", Integer, nullable=False, default=0),
+    Column("first_event_at", Float),
+    Column("due_at", Float),  # when a collecting decision fires (debounce / max wait)
+    Column("idempotency_key", String(128), unique=True),
+    Column("run_id", String(64)),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("not_before", Float, nullable=False, default=0.0),
+    Column("claimed_by", String(128)),
+    Column("lease_until", Float),
+    Column("last_error", Text),
+)
+# At most one collecting decision per scope and one queued decision per pipeline, even when
+# several processes decide at once: the database refuses the second.
+Index(
+    "uq_decisions_collecting",
+    decisions.c.scope,
+    unique=True,
+    sqlite_where=decisions.c.state == "collecting",
+    postgresql_where=decisions.c.state == "collecting",
+)
+Index(
+    "uq_decisions_queued",
+    decisions.c.pipeline,
+    unique=True,
+    sqlite_where=decisions.c.state == "queued",
+    postgresql_where=decisions.c.state == "queued",
+)
+Index("ix_decisions_state", decisions.c.state, decisions.c.due_at)
+
+# Which decisions each event ended in (usually one; an event matching two pipelines, two).
+decision_events = Table(
+    "decision_events",
+    metadata,
+    Column("decision_id", String(64), primary_key=True),
+    Column("event_id", String(128), primary_key=True),
+    Column("at", Float, nullable=False),
+)
+Index("ix_decision_events_event", decision_events.c.event_id)
+
+pipeline_versions = Table(
+    "pipeline_versions",
+    metadata,
+    Column("pipeline", String(128), primary_key=True),
+    Column("version", String(128), primary_key=True),
+    Column("commit", String(64)),
+    Column("branch", String(256)),
+    Column("package_path", Text),
+    Column("package_sha256", String(64)),
+    Column("backend_pipeline_id", String(128)),
+    Column("backend_version_id", String(128)),
+    Column("created_at", Float, nullable=False),
+    Column("reason", Text),
+)
+
+current_versions = Table(
+    "current_versions",
+    metadata,
+    Column("pipeline", String(128), primary_key=True),
+    Column("branch", String(256), primary_key=True),
+    Column("version", String(128), nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("event_id", String(128)),
+    Column("reason", Text),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("decision_id", String(64), nullable=False, unique=True),
+    Column("backend", String(16), nullable=False),
+    Column("pipeline", String(128), nullable=False),
+    Column("version", String(128)),
+    Column("params", JSON),
+    Column("run_name", String(256), nullable=False),
+    Column("external_id", String(128)),
+    Column("url", Text),
+    # submitting -> pending -> running -> succeeded | failed | canceled
+    Column("state", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Column("log_path", Text),
+    Column("failed_step", String(128)),
+    Column("error", Text),
+    Column("model_name", String(128)),
+    Column("model_version", Integer),
+    Column("result", JSON),
+)
+Index("ix_runs_state", runs.c.state)
+
+run_states = Table(
+    "run_states",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False, index=True),
+    Column("state", String(16), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("detail", Text),
+)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite gets WAL, a busy timeout and its folder created."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+        # WAL: readers never block the writer; synchronous=FULL: a commit survives power loss.
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    return engine
+
+
+def create_schema(engine: Engine) -> None:
+    metadata.create_all(engine)

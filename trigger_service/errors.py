@@ -1,0 +1,47 @@
+"""Domain errors, drawn once.
+
+    TriggerError
+    ├── RejectedInput        the sender sent something we refuse (HTTP 400)
+    │   ├── Unauthorized     bad or missing signature/token (HTTP 401)
+    │   └── PayloadTooLarge  body over the configured limit (HTTP 413)
+    ├── Ignored              valid, but of no interest (HTTP 200 with the reason)
+    ├── TemporaryError       may succeed later: retry with backoff
+    └── PermanentError       will never succeed: dead-letter with the reason
+
+HTTP status codes are mapped in one place (trigger_service.api.errors); domain code never
+raises HTTPException. Backend errors keep the original exception chained (`raise ... from`).
+"""
+
+from __future__ import annotations
+
+
+class TriggerError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class RejectedInput(TriggerError):
+    """The request is malformed or lacks what the source needs."""
+
+
+class Unauthorized(RejectedInput):
+    """The signature or token is missing or wrong. The message never contains a secret."""
+
+
+class PayloadTooLarge(RejectedInput):
+    """The body is larger than the configured limit."""
+
+
+class Ignored(TriggerError):
+    """A valid delivery of no interest (ping, test event, tagging change): acknowledged, not stored."""
+
+
+class TemporaryError(TriggerError):
+    """A failure that may go away (connection refused, 5xx): retry after `delay` seconds."""
+
+    def __init__(self, message: str, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class PermanentError(TriggerError):
+    """A failure that retrying cannot fix (401/403/404/400 from KFP, invalid pipeline)."""

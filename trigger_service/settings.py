@@ -1,0 +1,124 @@
+"""All configuration, read in one place: environment variables prefixed TRIGGER_.
+
+Secrets also come from files (`TRIGGER_<NAME>_FILE`), the way a mounted Kubernetes Secret
+provides them. Nothing else in the project reads os.environ: the settings object is built at
+the entry point and passed in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Route name -> the settings field that holds its secret.
+SECRET_FIELDS: dict[str, str] = {
+    "github": "github_secret",
+    "gitlab": "gitlab_token",
+    "gitea": "gitea_secret",
+    "storage": "storage_token",
+    "alertmanager": "alertmanager_token",
+    "manual": "manual_token",
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRIGGER_", extra="ignore")
+
+    # --- HTTP service
+    host: str = Field("127.0.0.1", description="Address `serve` binds to.")
+    port: int = Field(8080, description="Port `serve` binds to.")
+    max_body_bytes: int = Field(1024 * 1024, description="Larger webhook bodies get 413.")
+    log_level: str = Field("INFO", description="Python log level name.")
+    log_json: bool = Field(True, description="JSON-line logs (false: plain text for a terminal).")
+
+    # --- webhook secrets (None: the route refuses everything unless allow_unauthenticated)
+    github_secret: SecretStr | None = Field(None, description="GitHub webhook HMAC secret.")
+    gitlab_token: SecretStr | None = Field(None, description="GitLab X-Gitlab-Token value.")
+    gitea_secret: SecretStr | None = Field(None, description="Gitea webhook HMAC secret.")
+    storage_token: SecretStr | None = Field(None, description="MinIO auth_token (Bearer).")
+    alertmanager_token: SecretStr | None = Field(
+        None, description="Alertmanager bearer token, or basic-auth password."
+    )
+    manual_token: SecretStr | None = Field(None, description="Bearer token for POST /trigger.")
+    github_secret_file: Path | None = None
+    gitlab_token_file: Path | None = None
+    gitea_secret_file: Path | None = None
+    storage_token_file: Path | None = None
+    alertmanager_token_file: Path | None = None
+    manual_token_file: Path | None = None
+    allow_unauthenticated: bool = Field(
+        False, description="Development only: routes without a secret accept unsigned requests."
+    )
+
+    # --- store and rules
+    database_url: str = Field(
+        "sqlite:///./var/trigger.db", description="SQLAlchemy URL: sqlite:/// or postgresql+psycopg://"
+    )
+    rules_path: Path = Field(Path("rules.yaml"), description="The rules file (YAML).")
+
+    # --- worker
+    worker_enabled: bool = Field(True, description="Run the worker inside `serve`.")
+    worker_poll_seconds: float = Field(0.2, description="Idle wait between inbox polls.")
+    worker_batch: int = Field(200, description="Events claimed per poll.")
+    claim_lease_seconds: float = Field(
+        120.0, description="A claim not finished by then is taken again."
+    )
+    max_attempts: int = Field(8, description="Temporary failures before an event dead-letters.")
+    retry_base_seconds: float = Field(2.0, description="First retry delay (doubles, jittered).")
+    retry_max_seconds: float = Field(300.0, description="Longest retry delay.")
+
+    # --- GitOps: fetching the pipeline at a commit
+    git_cache_dir: Path = Field(Path("var/git-cache"), description="Clones and compiled versions.")
+    git_token: SecretStr | None = Field(None, description="Token for HTTPS git fetches.")
+    git_token_file: Path | None = None
+    compile_timeout_seconds: float = Field(120.0, description="Limit for compiling a module.")
+
+    # --- submission backend
+    backend: Literal["local", "kfp", "shadow"] = Field(
+        "local", description="local: kfp.local on this machine; kfp: a KFP API; shadow: record only."
+    )
+    models_root: Path = Field(Path("var/models"), description="Where the local backend publishes.")
+    data_dir: Path = Field(Path("var/data"), description="Local data folder for the local backend.")
+    runs_dir: Path = Field(Path("var/runs"), description="Local run work folders and logs.")
+    local_run_timeout_seconds: float = Field(1800.0, description="A local run is killed after.")
+    s3_endpoint: str | None = Field(
+        None, description="S3/MinIO endpoint (host:port) the local backend's runs read s3:// from."
+    )
+    s3_secure: bool = Field(False, description="Use HTTPS for the S3 endpoint.")
+    s3_access_key: SecretStr | None = Field(None, description="S3 access key for local runs.")
+    s3_secret_key: SecretStr | None = Field(None, description="S3 secret key for local runs.")
+
+    kfp_host: str | None = Field(None, description="KFP API, e.g. http://ml-pipeline.kubeflow:8888")
+    kfp_token: SecretStr | None = Field(None, description="Explicit bearer token for KFP.")
+    kfp_token_path: Path | None = Field(
+        None,
+        validation_alias=AliasChoices("TRIGGER_KFP_TOKEN_PATH", "KF_PIPELINES_SA_TOKEN_PATH"),
+        description="Projected service-account token file, re-read on every request.",
+    )
+    kfp_ca_file: Path | None = Field(None, description="CA bundle for a self-signed KFP endpoint.")
+    kfp_verify_tls: bool = Field(True, description="Verify KFP's TLS certificate.")
+    kfp_namespace: str | None = Field(None, description="Kubeflow profile namespace for runs.")
+    kfp_ui_url: str | None = Field(None, description="Base URL of the KFP UI, for run links.")
+    kfp_poll_seconds: float = Field(10.0, description="Interval between run-state polls.")
+
+    # --- model server roll-out after a publish
+    model_server: Literal["none", "poll", "kserve"] = Field(
+        "none", description="poll: the server watches its folder; kserve: patch the InferenceService."
+    )
+    kserve_inferenceservice: str | None = Field(None, description="InferenceService to roll out.")
+    kserve_namespace: str | None = Field(None, description="Its namespace (default: in-cluster).")
+
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> Settings:
+        for name in (*SECRET_FIELDS.values(), "git_token"):
+            path = getattr(self, f"{name}_file")
+            if path is not None and getattr(self, name) is None:
+                setattr(self, name, SecretStr(Path(path).read_text().strip()))
+        return self
+
+    def secret_for(self, route: str) -> str | None:
+        value: SecretStr | None = getattr(self, SECRET_FIELDS[route])
+        return value.get_secret_value() if value is not None else None
