@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, or_, select, update
@@ -41,8 +42,6 @@ def _insert(engine: Engine) -> Any:
 
 
 def row_to_event(row: Any) -> Event:
-    from datetime import UTC, datetime
-
     kind = EventKind(row.kind)
     return Event(
         id=row.id,
@@ -114,11 +113,11 @@ class Inbox:
         rows.sort(key=lambda r: (r.received_at, r.id))
         return [ClaimedEvent(row_to_event(r), r.attempts) for r in rows]
 
-    def finish(self, event_id: str, conn: Any) -> None:
-        """Mark decided, inside the caller's transaction (the one recording the decision)."""
+    def finish(self, event_ids: Sequence[str], conn: Any) -> None:
+        """Mark decided, inside the caller's transaction (the one recording the decisions)."""
         conn.execute(
             update(events)
-            .where(events.c.id == event_id)
+            .where(events.c.id.in_(list(event_ids)))
             .values(status="decided", decided_at=self.clock(), lease_until=None, last_error=None)
         )
 

@@ -1,0 +1,42 @@
+"""The FastAPI application: routes at the edge, services on app.state."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from trigger_service.api import errors, explain, health, reads, webhooks
+from trigger_service.service import Services
+
+
+def create_app(services: Services, start_worker: bool | None = None) -> FastAPI:
+    run_worker = services.settings.worker_enabled if start_worker is None else start_worker
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        services.warn_about_open_routes()
+        if run_worker:
+            services.worker.start()
+        try:
+            yield
+        finally:
+            if run_worker:
+                services.worker.stop()
+            stop = getattr(services.backend, "stop", None)
+            if callable(stop):
+                stop()
+
+    app = FastAPI(
+        title="KFP GitOps trigger service",
+        description="Webhooks in (git pushes, bucket notifications, drift alerts, manual), "
+        "decided and deduplicated Kubeflow Pipelines runs out.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    errors.install(app)
+    for module in (webhooks, reads, explain, health):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,54 @@
+"""The one place domain errors become HTTP answers. Anything unexpected is a logged 500 with no
+detail, but every error a sender can provoke is mapped here first."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from trigger_service.errors import (
+    Ignored,
+    PayloadTooLarge,
+    PermanentError,
+    RejectedInput,
+    TemporaryError,
+    Unauthorized,
+)
+
+STATUS: list[tuple[type[Exception], int]] = [
+    (Unauthorized, 401),
+    (PayloadTooLarge, 413),
+    (RejectedInput, 400),
+    (TemporaryError, 503),
+    (PermanentError, 502),
+]
+
+
+def status_for(exc: Exception) -> int:
+    for kind, status in STATUS:
+        if isinstance(exc, kind):
+            return status
+    return 500
+
+
+def install(app: FastAPI) -> None:
+    async def domain_error(_request: Request, exc: Exception) -> JSONResponse:
+        status = status_for(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"error": str(exc)}, status_code=status, headers=headers)
+
+    async def ignored(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"ignored": True, "reason": str(exc)}, status_code=200)
+
+    async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = [
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        ]
+        return JSONResponse({"error": "; ".join(problems)}, status_code=400)
+
+    for kind, _status in STATUS:
+        app.add_exception_handler(kind, domain_error)
+    app.add_exception_handler(Ignored, ignored)
+    app.add_exception_handler(RequestValidationError, invalid_request)

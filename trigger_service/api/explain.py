@@ -1,0 +1,70 @@
+"""POST /explain: the decision a payload (or a stored event) would produce now; changes nothing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from trigger_service.api.deps import get_services
+from trigger_service.errors import RejectedInput, Unauthorized
+from trigger_service.events import Event
+from trigger_service.explain import explain, parse_payload
+from trigger_service.service import Services
+from trigger_service.sources import SOURCES
+
+router = APIRouter(tags=["decisions"])
+
+
+class ExplainRequest(BaseModel):
+    event_id: str | None = Field(None, description="A stored event to decide again.")
+    source: str | None = Field(None, description="github, gitlab, gitea, storage, alertmanager, manual")
+    headers: dict[str, str] = Field(default_factory=dict, description="The sender's headers.")
+    payload: Any = Field(None, description="The sender's JSON body.")
+    body: str | None = Field(None, description="Or the raw body, as sent.")
+
+
+def _check_token(services: Services, authorization: str | None) -> None:
+    token = services.settings.secret_for("manual")
+    if token is None:
+        if services.settings.allow_unauthenticated:
+            return
+        raise Unauthorized("explain uses the manual trigger's token, and none is configured")
+    SOURCES["manual"].verify({"authorization": authorization or ""}, b"", token)
+
+
+@router.post("/explain", summary="What would this payload or stored event do now? Changes nothing")
+async def explain_route(
+    request: ExplainRequest,
+    authorization: str | None = Header(None),
+    services: Services = Depends(get_services),
+) -> dict[str, Any]:
+    _check_token(services, authorization)
+    if request.event_id is not None:
+        stored = await run_in_threadpool(services.inbox.get, request.event_id)
+        if stored is None:
+            raise HTTPException(404, detail=f"event {request.event_id} not found")
+        events = [Event.from_dict({**stored, "received_at": _iso(stored["received_at"])})]
+    elif request.source is not None:
+        if request.body is not None:
+            raw = request.body.encode()
+        elif request.payload is not None:
+            raw = json.dumps(request.payload).encode()
+        else:
+            raise RejectedInput("give payload or body with source")
+        events = parse_payload(request.source, request.headers, raw)
+    else:
+        raise RejectedInput("give either event_id, or source with payload (or body)")
+    answers = await run_in_threadpool(
+        explain, events, services.rules(), services.engine, services.clock()
+    )
+    return {"explanations": answers, "changed_nothing": True}
+
+
+def _iso(epoch: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, UTC).isoformat()

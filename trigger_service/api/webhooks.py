@@ -1,0 +1,114 @@
+"""Webhook routes: read the body within the limit, verify, parse, store, and only then answer.
+
+202: at least one new event stored (ids listed). 200: a redelivery (`duplicate: true`) or a
+delivery of no interest (`ignored: true` with the reason). 401/400/413: see api.errors.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from trigger_service.api.deps import get_services
+from trigger_service.errors import Ignored, PayloadTooLarge, RejectedInput, Unauthorized
+from trigger_service.events import utcnow
+from trigger_service.metrics import EVENTS_RECEIVED, REQUEST_SECONDS
+from trigger_service.service import Services
+from trigger_service.sources import SOURCES
+
+router = APIRouter(tags=["webhooks"])
+
+OUTCOMES: list[tuple[type[Exception], str]] = [
+    (Unauthorized, "unauthorized"),
+    (PayloadTooLarge, "too_large"),
+    (RejectedInput, "rejected"),
+    (Ignored, "ignored"),
+]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing more than `limit` bytes without reading them all."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise RejectedInput("invalid Content-Length header")
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"body of {declared} bytes is over the limit of {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def receive(name: str, request: Request, services: Services) -> Response:
+    started = time.perf_counter()
+    try:
+        response = await _receive(name, request, services)
+    except Exception as exc:
+        outcome = next((o for kind, o in OUTCOMES if isinstance(exc, kind)), "error")
+        EVENTS_RECEIVED.labels(name, outcome).inc()
+        raise
+    finally:
+        REQUEST_SECONDS.labels(name).observe(time.perf_counter() - started)
+    return response
+
+
+async def _receive(name: str, request: Request, services: Services) -> Response:
+    source = SOURCES[name]
+    settings = services.settings
+    body = await read_body(request, settings.max_body_bytes)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    secret = settings.secret_for(name)
+    if secret is not None:
+        source.verify(headers, body, secret)
+    elif not settings.allow_unauthenticated:
+        raise Unauthorized(f"the {name} route has no secret configured and refuses every request")
+    parsed = source.parse(headers, body, utcnow())
+    results = await run_in_threadpool(services.inbox.store, parsed)
+    new = [r.event_id for r in results if r.new]
+    seen = [r.event_id for r in results if not r.new]
+    EVENTS_RECEIVED.labels(name, "accepted" if new else "duplicate").inc()
+    payload: dict[str, Any] = {"event_ids": new + seen, "accepted": new, "duplicates": seen}
+    if new:
+        services.worker_wakeup()
+        return JSONResponse(payload, status_code=202)
+    return JSONResponse({**payload, "duplicate": True}, status_code=200)
+
+
+def _webhook(name: str) -> Any:
+    async def handler(request: Request, services: Services = Depends(get_services)) -> Response:
+        return await receive(name, request, services)
+
+    handler.__name__ = f"webhook_{name}"
+    return handler
+
+
+for _name in ("github", "gitlab", "gitea", "storage", "alertmanager"):
+    router.add_api_route(
+        f"/webhooks/{_name}",
+        _webhook(_name),
+        methods=["POST"],
+        status_code=202,
+        summary=f"Receive a {_name} delivery",
+    )
+
+
+@router.head("/webhooks/storage", summary="MinIO probes the endpoint with HEAD before use")
+async def storage_probe() -> Response:
+    return Response(status_code=200)
+
+
+router.add_api_route(
+    "/trigger",
+    _webhook("manual"),
+    methods=["POST"],
+    status_code=202,
+    summary="Trigger a pipeline by hand (Bearer token; JSON {pipeline, version?, params?})",
+)

@@ -1,0 +1,160 @@
+"""`trigger-service`: serve, worker, check-rules, explain, trigger."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import httpx
+
+
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from trigger_service import logs
+    from trigger_service.api import create_app
+    from trigger_service.rules import RulesError
+    from trigger_service.service import Services
+    from trigger_service.settings import Settings
+
+    settings = Settings()
+    logs.configure(settings.log_level, settings.log_json)
+    try:
+        services = Services.build(settings)
+    except RulesError as exc:
+        print(f"refusing to start: {exc}", file=sys.stderr)
+        return 2
+    app = create_app(services, start_worker=not args.no_worker)
+    uvicorn.run(
+        app,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_config=None,
+        access_log=False,
+    )
+    return 0
+
+
+def cmd_worker(_args: argparse.Namespace) -> int:
+    """A worker process without the HTTP server (scale deciding apart from receiving)."""
+    import signal
+    import threading
+
+    from trigger_service import logs
+    from trigger_service.service import Services
+    from trigger_service.settings import Settings
+
+    settings = Settings()
+    logs.configure(settings.log_level, settings.log_json)
+    services = Services.build(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    services.worker.start()
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    services.worker.stop()
+    return 0
+
+
+def cmd_check_rules(args: argparse.Namespace) -> int:
+    from trigger_service.rules import check_rules
+
+    problems = check_rules(Path(args.file))
+    for problem in problems:
+        print(problem)
+    if not problems:
+        print(f"{args.file}: ok")
+    return 1 if problems else 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    import time
+
+    from trigger_service.database import create_schema, make_engine
+    from trigger_service.errors import TriggerError
+    from trigger_service.explain import explain, parse_payload
+    from trigger_service.rules import load_rules
+    from trigger_service.settings import Settings
+
+    settings = Settings(**({"rules_path": args.rules} if args.rules else {}))
+    headers = dict(h.split(":", 1) for h in args.header)
+    headers = {k.strip(): v.strip() for k, v in headers.items()}
+    body = sys.stdin.buffer.read() if args.payload == "-" else Path(args.payload).read_bytes()
+    try:
+        events = parse_payload(args.source, headers, body)
+        engine = make_engine(settings.database_url)
+        create_schema(engine)
+        answers = explain(events, load_rules(settings.rules_path), engine, time.time())
+    except TriggerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(answers, indent=2, default=str))
+    return 0
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    body: dict[str, object] = {"pipeline": args.pipeline}
+    if args.version:
+        body["version"] = args.version
+    if args.reason:
+        body["reason"] = args.reason
+    params = {}
+    for item in args.param:
+        key, _, value = item.partition("=")
+        params[key] = value
+    if params:
+        body["params"] = params
+    headers = {"Authorization": f"Bearer {args.token}"}
+    if args.idempotency_key:
+        headers["Idempotency-Key"] = args.idempotency_key
+    response = httpx.post(f"{args.url.rstrip('/')}/trigger", json=body, headers=headers)
+    print(response.text)
+    return 0 if response.status_code < 300 else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="trigger-service", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the webhook service (and its worker)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--no-worker", action="store_true", help="receive only")
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run a worker without the HTTP server")
+    worker.set_defaults(func=cmd_worker)
+
+    check = sub.add_parser("check-rules", help="validate a rules file")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_check_rules)
+
+    exp = sub.add_parser("explain", help="what would this payload do now (changes nothing)")
+    exp.add_argument("source", help="github, gitlab, gitea, storage, alertmanager, manual")
+    exp.add_argument("payload", help="file with the body, or - for stdin")
+    exp.add_argument("-H", "--header", action="append", default=[], help="'Name: value'")
+    exp.add_argument("--rules", help="rules file (default: TRIGGER_RULES_PATH)")
+    exp.set_defaults(func=cmd_explain)
+
+    trig = sub.add_parser("trigger", help="POST /trigger to a running service")
+    trig.add_argument("pipeline")
+    trig.add_argument("--url", default="http://127.0.0.1:8080")
+    trig.add_argument("--token", required=True)
+    trig.add_argument("--version")
+    trig.add_argument("--reason")
+    trig.add_argument("--param", action="append", default=[], help="KEY=VALUE")
+    trig.add_argument("--idempotency-key")
+    trig.set_defaults(func=cmd_trigger)
+
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Wiring: builds every stage from the settings, once, at the entry point."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from trigger_service.database import create_schema, make_engine
+from trigger_service.inbox import Inbox
+from trigger_service.rules import Rules, RulesError, load_rules
+from trigger_service.settings import SECRET_FIELDS, Settings
+from trigger_service.submit.base import Backend
+from trigger_service.tracking.models import ModelLinker
+from trigger_service.versions.git import GitCache
+from trigger_service.versions.registry import VersionRegistry
+from trigger_service.worker.loop import Worker
+from trigger_service.worker.submitting import Submitter
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], float]
+
+
+class RulesHolder:
+    """The rules file, validated; re-read when it changes (a bad edit keeps the last good one)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._mtime = path.stat().st_mtime
+        self._rules = load_rules(path)  # a bad file refuses the start, naming the line
+
+    def __call__(self) -> Rules:
+        try:
+            mtime = self.path.stat().st_mtime
+        except OSError:
+            return self._rules
+        if mtime != self._mtime:
+            with self._lock:
+                self._mtime = mtime
+                try:
+                    self._rules = load_rules(self.path)
+                    log.info("rules file reloaded: %s", self.path)
+                except RulesError as exc:
+                    log.error("rules file change refused, keeping the previous rules: %s", exc)
+        return self._rules
+
+
+def make_backend(settings: Settings) -> Backend:
+    if settings.backend == "kfp":
+        from trigger_service.submit.kfp_remote import KfpBackend
+
+        return KfpBackend.from_settings(settings)
+    if settings.backend == "shadow":
+        from trigger_service.submit.shadow import ShadowBackend
+
+        return ShadowBackend()
+    from trigger_service.submit.local import LocalBackend
+
+    env = {}
+    if settings.s3_endpoint:
+        env["S3_ENDPOINT"] = settings.s3_endpoint
+        env["S3_SECURE"] = "true" if settings.s3_secure else "false"
+    if settings.s3_access_key and settings.s3_secret_key:
+        env["AWS_ACCESS_KEY_ID"] = settings.s3_access_key.get_secret_value()
+        env["AWS_SECRET_ACCESS_KEY"] = settings.s3_secret_key.get_secret_value()
+    return LocalBackend(
+        settings.runs_dir, settings.models_root, env, settings.local_run_timeout_seconds
+    )
+
+
+def make_rollout(settings: Settings) -> object:
+    from trigger_service.modelserver import make_rollout as factory
+
+    return factory(settings)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    inbox: Inbox
+    rules: RulesHolder
+    backend: Backend
+    versions: VersionRegistry
+    models: ModelLinker
+    worker: Worker
+    clock: Clock = field(default=time.time)
+
+    @classmethod
+    def build(
+        cls, settings: Settings, backend: Backend | None = None, clock: Clock = time.time
+    ) -> Services:
+        engine = make_engine(settings.database_url)
+        create_schema(engine)
+        rules = RulesHolder(settings.rules_path)
+        backend = backend or make_backend(settings)
+        git_token = settings.git_token.get_secret_value() if settings.git_token else None
+        versions = VersionRegistry(
+            engine,
+            backend,
+            GitCache(settings.git_cache_dir, git_token),
+            settings.git_cache_dir / "packages",
+            settings.compile_timeout_seconds,
+            clock,
+        )
+        models_root = settings.models_root if settings.backend == "local" else None
+        models = ModelLinker(engine, models_root, make_rollout(settings))  # type: ignore[arg-type]
+        worker_id = f"{socket.gethostname()}-{os.getpid()}"
+        inbox = Inbox(engine, clock)
+        submitter = Submitter(
+            engine,
+            backend,
+            versions,
+            models,
+            rules,
+            worker_id,
+            settings.claim_lease_seconds,
+            settings.retry_base_seconds,
+            settings.retry_max_seconds,
+            settings.max_attempts,
+            clock,
+        )
+        worker = Worker(
+            engine,
+            inbox,
+            submitter,
+            rules,
+            worker_id,
+            settings.worker_batch,
+            settings.claim_lease_seconds,
+            settings.worker_poll_seconds,
+            settings.kfp_poll_seconds if settings.backend == "kfp" else 1.0,
+            clock,
+        )
+        return cls(settings, engine, inbox, rules, backend, versions, models, worker, clock)
+
+    def worker_wakeup(self) -> None:
+        self.worker.wakeup()
+
+    def warn_about_open_routes(self) -> None:
+        for route, field_name in SECRET_FIELDS.items():
+            if getattr(self.settings, field_name) is None:
+                if self.settings.allow_unauthenticated:
+                    log.warning("route %s has no secret and ACCEPTS UNSIGNED requests", route)
+                else:
+                    log.warning("route %s has no secret configured: it refuses every request",
+                                route)

@@ -1,0 +1,1 @@
+"""Run state and lineage: event -> decision -> pipeline version -> run -> published model."""

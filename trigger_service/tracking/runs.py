@@ -1,0 +1,101 @@
+"""Run records and the history of every state each run passed through."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from trigger_service.database import run_states, runs
+from trigger_service.metrics import RUNS
+
+
+def new_run_id() -> str:
+    return f"r-{uuid.uuid4().hex[:16]}"
+
+
+def create_run(
+    conn: Connection,
+    *,
+    decision_id: str,
+    backend: str,
+    pipeline: str,
+    version: str,
+    params: dict[str, Any],
+    run_name: str,
+    now: float,
+) -> str:
+    run_id = new_run_id()
+    conn.execute(
+        insert(runs).values(
+            id=run_id,
+            decision_id=decision_id,
+            backend=backend,
+            pipeline=pipeline,
+            version=version,
+            params=params,
+            run_name=run_name,
+            state="submitting",
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    add_state(conn, run_id, "submitting", now, None)
+    return run_id
+
+
+def add_state(conn: Connection, run_id: str, state: str, now: float, detail: str | None) -> None:
+    conn.execute(insert(run_states).values(run_id=run_id, state=state, at=now, detail=detail))
+
+
+def set_state(
+    conn: Connection, run_id: str, state: str, now: float, detail: str | None = None, **values: Any
+) -> bool:
+    """Move a run to `state` (recording the change once); returns whether it changed."""
+    current = conn.execute(select(runs.c.state, runs.c.pipeline).where(runs.c.id == run_id)).first()
+    if current is None:
+        return False
+    changed = current.state != state
+    if changed:
+        add_state(conn, run_id, state, now, detail)
+        if state in ("succeeded", "failed", "canceled"):
+            values.setdefault("finished_at", now)
+            RUNS.labels(current.pipeline, state).inc()
+    conn.execute(update(runs).where(runs.c.id == run_id).values(state=state, updated_at=now, **values))
+    return changed
+
+
+def run_by_decision(conn: Connection, decision_id: str) -> Any:
+    return conn.execute(select(runs).where(runs.c.decision_id == decision_id)).first()
+
+
+def run_dict(conn: Connection, row: Any, with_history: bool = True) -> dict[str, Any]:
+    data = {c: getattr(row, c) for c in runs.c.keys()}
+    if with_history:
+        data["states"] = [
+            {"state": s.state, "at": s.at, "detail": s.detail}
+            for s in conn.execute(
+                select(run_states).where(run_states.c.run_id == row.id).order_by(run_states.c.id)
+            )
+        ]
+    return data
+
+
+def list_runs(
+    conn: Connection,
+    state: str | None = None,
+    pipeline: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    stmt = select(runs).order_by(runs.c.created_at.desc(), runs.c.id)
+    if state is not None:
+        stmt = stmt.where(runs.c.state == state)
+    if pipeline is not None:
+        stmt = stmt.where(runs.c.pipeline == pipeline)
+    return [run_dict(conn, r, False) for r in conn.execute(stmt.limit(limit).offset(offset))]
+
+
+def get_run(conn: Connection, run_id: str) -> Any:
+    return conn.execute(select(runs).where(runs.c.id == run_id)).first()

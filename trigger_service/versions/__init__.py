@@ -1,0 +1,1 @@
+"""GitOps: which pipeline version runs, obtained from git at a commit and registered once."""

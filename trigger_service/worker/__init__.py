@@ -1,0 +1,1 @@
+"""The worker: claim events, decide, apply the policy, submit, and follow runs."""

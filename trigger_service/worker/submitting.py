@@ -1,0 +1,242 @@
+"""Ready decisions become runs; submitted runs are polled until they end.
+
+Idempotency: the run record (state `submitting`, its run name derived from the decision's
+idempotency key) is committed before the backend is called. A crash after that leaves the
+decision `submitting` with an expired lease; whoever takes it next asks the backend for a run of
+that name before submitting anything, so one decision never makes two runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine, and_, or_, select, update
+
+from trigger_service.database import decisions, runs
+from trigger_service.errors import PermanentError, TemporaryError
+from trigger_service.metrics import DEAD_LETTERS, SUBMIT_FAILURES
+from trigger_service.rules import Rules, VersionRequest
+from trigger_service.submit.base import Backend, RunRequest, RunState
+from trigger_service.tracking import runs as tracked
+from trigger_service.tracking.models import ModelLinker
+from trigger_service.versions.registry import VersionRegistry
+from trigger_service.worker.decisions import covered_events, dead_letter_events
+
+log = logging.getLogger(__name__)
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with full jitter: uniform in [base, min(cap, base * 2**attempt)]."""
+    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
+    return random.uniform(min(base, ceiling), ceiling)
+
+
+class Submitter:
+    def __init__(
+        self,
+        engine: Engine,
+        backend: Backend,
+        versions: VersionRegistry,
+        models: ModelLinker,
+        rules: Callable[[], Rules],
+        worker_id: str,
+        lease_seconds: float,
+        retry_base: float,
+        retry_max: float,
+        max_attempts: int,
+        clock: Callable[[], float],
+    ) -> None:
+        self.engine = engine
+        self.backend = backend
+        self.versions = versions
+        self.models = models
+        self.rules = rules
+        self.worker_id = worker_id
+        self.lease_seconds = lease_seconds
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self.max_attempts = max_attempts
+        self.clock = clock
+
+    # --- submit
+    def submit_ready(self, limit: int = 5) -> int:
+        done = 0
+        for row in self._claim(limit):
+            self._submit_one(row)
+            done += 1
+        return done
+
+    def _claim(self, limit: int) -> list[Any]:
+        now = self.clock()
+        claimable = or_(
+            and_(decisions.c.state == "ready", decisions.c.not_before <= now),
+            and_(decisions.c.state == "submitting", decisions.c.lease_until < now),
+        )
+        candidates = (
+            select(decisions.c.id)
+            .where(claimable)
+            .order_by(decisions.c.due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        with self.engine.begin() as conn:
+            return list(
+                conn.execute(
+                    update(decisions)
+                    .where(decisions.c.id.in_(candidates), claimable)
+                    .values(
+                        state="submitting",
+                        claimed_by=self.worker_id,
+                        lease_until=now + self.lease_seconds,
+                        attempts=decisions.c.attempts + 1,
+                        updated_at=now,
+                    )
+                    .returning(*decisions.c)
+                ).all()
+            )
+
+    def _submit_one(self, row: Any) -> None:
+        extra = {"decision_id": row.id, "pipeline": row.pipeline}
+        try:
+            run_id = self._submit(row)
+        except TemporaryError as exc:
+            SUBMIT_FAILURES.labels(self.backend.name, "temporary").inc()
+            self._retry_or_dead(row, str(exc))
+            log.warning("submission failed, will retry: %s", exc, extra=extra)
+        except PermanentError as exc:
+            SUBMIT_FAILURES.labels(self.backend.name, "permanent").inc()
+            self._dead(row, str(exc))
+            log.error("submission failed permanently: %s", exc, extra=extra)
+        else:
+            log.info("run submitted", extra={**extra, "run_id": run_id})
+
+    def _submit(self, row: Any) -> str:
+        rules = self.rules()
+        pipeline = rules.pipeline(row.pipeline)
+        if pipeline is None:
+            raise PermanentError(f"pipeline {row.pipeline} is no longer in the rules file")
+        request = VersionRequest(**row.version_request)
+        with self.engine.connect() as conn:
+            event_ids = covered_events(conn, row.id)
+        version = self.versions.resolve(pipeline, request, event_ids[-1] if event_ids else "")
+        run_name = f"{pipeline.name}-{row.idempotency_key}"
+        # Lineage parameters the project's pipeline writes into the model's metadata.json.
+        params = {
+            **row.params,
+            "decision_id": row.id,
+            "event_ids": ",".join(event_ids[:20]),
+            "git_commit": version.version,
+        }
+        now = self.clock()
+        with self.engine.begin() as conn:
+            existing = tracked.run_by_decision(conn, row.id)
+            if existing is None:
+                run_id = tracked.create_run(
+                    conn,
+                    decision_id=row.id,
+                    backend=self.backend.name,
+                    pipeline=pipeline.name,
+                    version=version.version,
+                    params=params,
+                    run_name=run_name,
+                    now=now,
+                )
+            else:
+                run_id = existing.id
+            conn.execute(
+                update(decisions)
+                .where(decisions.c.id == row.id)
+                .values(version=version.version, run_id=run_id)
+            )
+        # Reconcile first: a crash after an earlier submit must not make a second run.
+        external = self.backend.find_run(run_name)
+        if external is None:
+            description = f"decision {row.id}: {row.reason}; events: " + ", ".join(event_ids[:50])
+            if len(event_ids) > 50:
+                description += f" (+{len(event_ids) - 50} more)"
+            external = self.backend.submit(
+                RunRequest(
+                    run_name=run_name,
+                    version=version,
+                    params=params,
+                    experiment=pipeline.experiment,
+                    description=description,
+                )
+            )
+        now = self.clock()
+        with self.engine.begin() as conn:
+            tracked.set_state(conn, run_id, "pending", now, "submitted", external_id=external)
+            conn.execute(
+                update(decisions)
+                .where(decisions.c.id == row.id)
+                .values(state="submitted", lease_until=None, last_error=None, updated_at=now)
+            )
+        return run_id
+
+    def _retry_or_dead(self, row: Any, error: str) -> None:
+        if row.attempts >= self.max_attempts:
+            self._dead(row, f"gave up after {row.attempts} attempts: {error}")
+            return
+        delay = backoff(row.attempts, self.retry_base, self.retry_max)
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(decisions)
+                .where(decisions.c.id == row.id)
+                .values(
+                    state="ready",
+                    not_before=self.clock() + delay,
+                    lease_until=None,
+                    last_error=error,
+                    updated_at=self.clock(),
+                )
+            )
+
+    def _dead(self, row: Any, error: str) -> None:
+        now = self.clock()
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(decisions)
+                .where(decisions.c.id == row.id)
+                .values(state="dead", last_error=error, lease_until=None, updated_at=now)
+            )
+            if row.run_id or tracked.run_by_decision(conn, row.id) is not None:
+                run = tracked.run_by_decision(conn, row.id)
+                tracked.set_state(conn, run.id, "failed", now, error, error=error)
+            ids = dead_letter_events(conn, row.id, error)
+        DEAD_LETTERS.labels("submit").inc(len(ids) or 1)
+
+    # --- poll
+    def poll_runs(self) -> int:
+        """Ask the backend about every unfinished run; record each change of state."""
+        with self.engine.connect() as conn:
+            active = conn.execute(
+                select(runs.c.id, runs.c.external_id, runs.c.pipeline).where(
+                    runs.c.state.in_(["pending", "running"]), runs.c.external_id.is_not(None)
+                )
+            ).all()
+        changed = 0
+        for run in active:
+            try:
+                status = self.backend.status(run.external_id)
+            except (TemporaryError, PermanentError) as exc:
+                log.warning("polling run failed: %s", exc, extra={"run_id": run.id})
+                continue
+            values: dict[str, Any] = {"url": status.url, "log_path": status.log_path}
+            if status.state is RunState.FAILED:
+                values.update(error=status.error, failed_step=status.failed_step)
+            if status.state.finished:
+                values["result"] = status.outputs or None
+                values.update(self.models.link(run.id, status.outputs))
+            with self.engine.begin() as conn:
+                detail = status.error if status.state is RunState.FAILED else None
+                if tracked.set_state(
+                    conn, run.id, status.state.value, self.clock(), detail, **values
+                ):
+                    changed += 1
+            if status.state is RunState.SUCCEEDED and values.get("model_version"):
+                self.models.rollout(run.id, values["model_name"], values["model_version"])
+        return changed
