@@ -1,0 +1,309 @@
+"""Loading the rules file: mistakes are refused with FILE:LINE: field: message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+
+from tests.rules.builders import alert, manual, push, upload
+from trigger_service.rules import (
+    CodeTrigger,
+    DataTrigger,
+    NoRun,
+    RulesError,
+    VersionRequest,
+    check_rules,
+    decide,
+    load_rules,
+    parse_rules,
+)
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "rules.yaml"
+
+HEAD = """\
+pipelines:
+  - name: songs
+    source: {repository: "file:///srv/songs.git", package_path: pipeline.yaml}
+triggers:
+"""  # triggers start at line 5
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(RulesError) as error:
+        parse_rules(dedent(text))
+    assert str(error.value).startswith("invalid rules (")
+    return error.value.problems
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            HEAD + "  - {name: a, on: code, pipeline: songs}\n  - {name: b, on: cron}\n",
+            "rules.yaml:6: triggers[1].on: must be one of code, data, drift, manual (got cron)",
+        ),
+        (
+            HEAD + "  - name: a\n    pipeline: songs\n",
+            "rules.yaml:5: triggers[0].on: required field is missing",
+        ),
+        (
+            HEAD + "  - name: a\n    on: code\n    pipeline: songs\n    branch: [main]\n",
+            "rules.yaml:8: triggers[0].branch: unknown field (did you mean branches?)",
+        ),
+        (
+            HEAD + "  - name: a\n    on: code\n    pipeline: nope\n",
+            "rules.yaml:7: triggers[0].pipeline: unknown pipeline 'nope' (pipelines: songs)",
+        ),
+        (
+            HEAD + "  - {name: a, on: code, pipeline: songs}\n"
+            "  - {name: a, on: data, pipeline: songs}\n",
+            "rules.yaml:6: triggers[1].name: duplicate name 'a' (as triggers[0])",
+        ),
+        (
+            HEAD + "  - name: d\n    on: drift\n    pipeline: songs\n    labels:\n"
+            "      model: songs\n      severity: '=~(warning'\n",
+            "rules.yaml:10: triggers[0].labels.severity: bad regular expression: missing )",
+        ),
+        (
+            HEAD + "  - name: d\n    on: data\n    pipeline: songs\n    params:\n"
+            "      data_uri: '{subject.url}'\n",
+            "rules.yaml:9: triggers[0].params.data_uri: unknown placeholder {subject.url} for a "
+            "data event",
+        ),
+        (
+            HEAD + "  - name: c\n    on: code\n    pipeline: songs\n    params:\n"
+            "      x: '{subject.labels[model]}'\n",
+            "rules.yaml:9: triggers[0].params.x: unknown placeholder {subject.labels[model]}",
+        ),
+        (
+            HEAD + "  - {name: m, on: manual, pipelines: [songs, ghost]}\n",
+            "rules.yaml:5: triggers[0].pipelines[1]: unknown pipeline 'ghost'",
+        ),
+        (
+            HEAD + "  - name: c\n    on: code\n    pipeline: songs\n    policy:\n"
+            "      batch_by: alert\n",
+            "rules.yaml:9: triggers[0].policy.batch_by: batch_by alert applies to drift triggers",
+        ),
+        (
+            HEAD + "  - name: c\n    on: code\n    pipeline: songs\n    policy:\n"
+            "      debounce_seconds: -1\n",
+            "rules.yaml:9: triggers[0].policy.debounce_seconds: must be greater than or equal to 0",
+        ),
+        (
+            HEAD + "  - name: c\n    on: code\n    pipeline: songs\n    policy:\n"
+            "      concurrency: queue\n",
+            "rules.yaml:9: triggers[0].policy.concurrency: must be one of queue-one, skip, parallel"
+            " (got queue)",
+        ),
+        (
+            HEAD + "  - {name: c, on: code, pipeline: songs, paths: []}\n",
+            "rules.yaml:5: triggers[0].paths: must not be empty",
+        ),
+        (
+            HEAD + "  - {name: d, on: drift, pipeline: songs, status: [firing, pending]}\n",
+            "rules.yaml:5: triggers[0].status[1]: must be one of firing, resolved (got pending)",
+        ),
+        (
+            HEAD + "  - {name: 'bad name', on: manual}\n",
+            "rules.yaml:5: triggers[0].name: must be 1-63 letters, digits",
+        ),
+        (
+            """\
+            pipelines:
+              - name: songs
+                source:
+                  repository: file:///srv/songs.git
+                  package_path: pipeline.yaml
+                  module: pipeline
+            """,
+            "rules.yaml:3: pipelines[0].source: set exactly one of package_path (a compiled YAML)"
+            " or module",
+        ),
+        (
+            """\
+            pipelines:
+              - name: songs
+                source: {repository: /srv/songs}
+            """,
+            "rules.yaml:3: pipelines[0].source: set exactly one of package_path",
+        ),
+        (
+            """\
+            pipelines:
+              - name: songs
+                source: {repository: /srv/songs, module: pipeline}
+            """,
+            "rules.yaml:3: pipelines[0].source: module needs image_template",
+        ),
+        (
+            """\
+            pipelines:
+              - name: songs
+                source: {repository: /srv/songs, module: pipeline,
+                         image_template: "r/p:{sha}"}
+            """,
+            "rules.yaml:4: pipelines[0].source.image_template: unknown placeholder {sha}",
+        ),
+        (
+            """\
+            pipelines:
+              - name: songs
+                source:
+                  repository: http://git.example/songs.git
+                  package_path: ../outside.yaml
+            """,
+            "rules.yaml:4: pipelines[0].source.repository: must be an https:// or file:// URL",
+        ),
+        (
+            """\
+            pipelines:
+              - name: songs
+                source:
+                  repository: http://git.example/songs.git
+                  package_path: ../outside.yaml
+            """,
+            "rules.yaml:5: pipelines[0].source.package_path: must be a relative path inside",
+        ),
+        (
+            """\
+            pipelines:
+              - name: songs
+                source: {repository: /srv/songs, package_path: p.yaml}
+                defaults:
+                  epochs: [1, 2]
+                  bad-name: 1
+            """,
+            "rules.yaml:5: pipelines[0].defaults.epochs: must be a string, number or boolean",
+        ),
+        (
+            """\
+            pipelines:
+              - name: songs
+                source: {repository: /srv/songs, package_path: p.yaml}
+                defaults:
+                  bad-name: 1
+            """,
+            "rules.yaml:5: pipelines[0].defaults.bad-name: parameter name 'bad-name' must be a "
+            "Python identifier",
+        ),
+        (
+            """\
+            pipelines:
+              - name: songs
+                source: {repository: /srv/songs, package_path: p.yaml}
+                source: {repository: /srv/other, package_path: p.yaml}
+            """,
+            "rules.yaml:4: pipelines[0].source: duplicate key (first at line 3)",
+        ),
+        (
+            """\
+            pipelines:
+              - name: songs
+                source: {repository: /srv/songs, package_path: p.yaml
+            triggers: []
+            """,
+            "rules.yaml:4: YAML syntax:",
+        ),
+        ("pipelines: []\n", "rules.yaml:1: pipelines: must not be empty"),
+        ("triggers: []\n", "rules.yaml:1: pipelines: required field is missing"),
+        ("", "rules.yaml:1: the rules file is empty"),
+        ("- a\n", "rules.yaml:1: the rules file is a list, not a mapping"),
+        ("pipelines: songs\n", "rules.yaml:1: pipelines: must be a list (got songs)"),
+    ],
+)
+def test_refused_with_file_line_and_field(text: str, expected: str) -> None:
+    found = problems(text)
+    assert any(p.startswith(expected) for p in found), "\n".join(found)
+
+
+def test_every_problem_is_reported_in_line_order() -> None:
+    text = HEAD.replace("package_path: pipeline.yaml", "package_path: /abs.yaml") + (
+        "  - {name: a, on: cron}\n  - {name: b, on: code, pipeline: songs, branchs: [x]}\n"
+    )
+    found = problems(text)
+    assert [p.split(":")[1] for p in found] == ["3", "5", "6"]
+
+
+def test_on_is_a_key_not_a_boolean() -> None:
+    # YAML 1.1 (PyYAML's default) reads `on`, `yes`, `no` as booleans.
+    rules = parse_rules(
+        HEAD + "  - name: a\n    on: code\n    pipeline: songs\n    branches: [on, yes, no]\n"
+    )
+    assert rules.triggers[0].on == "code"
+    trigger = rules.triggers[0]
+    assert isinstance(trigger, CodeTrigger) and trigger.branches == ("on", "yes", "no")
+
+
+def test_defaults_filled_in() -> None:
+    rules = parse_rules(HEAD + "  - {name: a, on: data, pipeline: songs}\n")
+    pipeline = rules.pipelines[0]
+    assert (pipeline.kfp_pipeline, pipeline.experiment, pipeline.source.branch) == (
+        "songs",
+        "songs",
+        "main",
+    )
+    trigger = rules.triggers[0]
+    assert isinstance(trigger, DataTrigger) and trigger.events == ("s3:ObjectCreated:*",)
+
+
+def test_filename_is_the_path_given(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(HEAD + "  - {name: a, on: code, pipeline: nope}\n")
+    found = check_rules(path)
+    assert found == [f"{path}:5: triggers[0].pipeline: unknown pipeline 'nope' (pipelines: songs)"]
+    with pytest.raises(RulesError):
+        load_rules(path)
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    found = check_rules(tmp_path / "missing.yaml")
+    assert len(found) == 1 and "cannot read" in found[0]
+
+
+def test_relative_local_repository_is_relative_to_the_rules_file(tmp_path: Path) -> None:
+    path = tmp_path / "repo" / "rules.yaml"
+    path.parent.mkdir()
+    path.write_text("pipelines:\n  - {name: s, source: {repository: ., package_path: p.yaml}}\n")
+    assert load_rules(path).pipelines[0].source.repository == str(path.parent.resolve())
+
+
+def test_the_example_loads_and_decides() -> None:
+    assert check_rules(EXAMPLE) == []
+    rules = load_rules(EXAMPLE)
+    assert [t.name for t in rules.triggers] == ["code-main", "new-data", "model-drift", "manual"]
+    songs = rules.pipelines[0]
+    assert songs.source.module == "pipeline" and songs.source.repository.startswith("file://")
+
+    code = decide(push("main", ("pipeline/steps/train.py",)), rules)
+    assert isinstance(code, list) and code[0].version_request.kind == "commit"
+    assert code[0].policy.debounce_seconds == 30 and code[0].policy.cooldown_seconds == 60
+    assert isinstance(decide(push("main", ("README.md",)), rules), NoRun)
+
+    data = decide(upload("songs/2026-11.csv"), rules)
+    assert isinstance(data, list)
+    assert data[0].params["data_uri"] == "s3://datasets/songs/2026-11.csv"
+    assert data[0].version_request == VersionRequest("current", branch="main")
+
+    drift = decide(alert(severity="critical"), rules)
+    assert isinstance(drift, list) and drift[0].params["trigger_reason"] == "drift songs firing"
+    assert decide(alert(env="dev"), rules) == NoRun(
+        "no trigger matched: label env is 'dev', wanted !=dev"
+    )
+
+    run = decide(manual(reason="fix"), rules)
+    assert isinstance(run, list) and run[0].params["trigger_reason"] == "manual: fix"
+    assert run[0].policy.concurrency == "parallel"
+
+
+def test_yaml_anchors_and_merge_keys_work() -> None:
+    text = HEAD + "  - &base {name: a, on: code, pipeline: songs}\n  - {<<: *base, name: b}\n"
+    assert [t.name for t in parse_rules(text).triggers] == ["a", "b"]
+
+
+def test_booleans_are_not_numbers() -> None:
+    text = HEAD + "  - {name: a, on: code, pipeline: songs, policy: {max_runs_per_hour: true}}\n"
+    assert problems(text) == [
+        "rules.yaml:5: triggers[0].policy.max_runs_per_hour: must be a valid integer (got true)"
+    ]
