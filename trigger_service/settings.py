@@ -25,7 +25,7 @@ SECRET_FIELDS: dict[str, str] = {
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TRIGGER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="TRIGGER_", extra="ignore", populate_by_name=True)
 
     # --- HTTP service
     host: str = Field("127.0.0.1", description="Address `serve` binds to.")

@@ -122,20 +122,20 @@ def build(tmp_path: Path, repo: GitRepo, clock: FakeClock, backend: ScriptedBack
     def _build(rules: str = RULES, database_url: str | None = None, **overrides: Any) -> Services:
         rules_path = tmp_path / "rules.yaml"
         rules_path.write_text(rules.format(repo=repo.url))
-        settings = Settings(
-            database_url=database_url or f"sqlite:///{tmp_path / 'trigger.db'}",
-            rules_path=rules_path,
-            backend="shadow",
-            git_cache_dir=tmp_path / "git-cache",
-            models_root=tmp_path / "models",
-            runs_dir=tmp_path / "runs",
-            manual_token="manual-token",
-            storage_token="storage-token",
-            alertmanager_token="am-token",
-            github_secret="gh-secret",
-            retry_base_seconds=1.0,
-            **overrides,
-        )
+        values: dict[str, Any] = {
+            "database_url": database_url or f"sqlite:///{tmp_path / 'trigger.db'}",
+            "rules_path": rules_path,
+            "backend": "shadow",
+            "git_cache_dir": tmp_path / "git-cache",
+            "models_root": tmp_path / "models",
+            "runs_dir": tmp_path / "runs",
+            "manual_token": "manual-token",
+            "storage_token": "storage-token",
+            "alertmanager_token": "am-token",
+            "github_secret": "gh-secret",
+            "retry_base_seconds": 1.0,
+        }
+        settings = Settings(**(values | overrides))
         return Services.build(settings, backend=backend, clock=clock)
 
     return _build
