@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
 
 import httpx
-
-
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -54,10 +53,8 @@ def cmd_worker(_args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     services.worker.start()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
-    except KeyboardInterrupt:
-        pass
     services.worker.stop()
     return 0
 

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.engine import make_url
 
@@ -197,5 +198,14 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+# Any fixed number: the advisory lock that serializes schema creation across processes.
+SCHEMA_LOCK_KEY = 7_410_218_001
+
+
 def create_schema(engine: Engine) -> None:
-    metadata.create_all(engine)
+    """Create missing tables; replicas starting at once on PostgreSQL take turns (advisory lock),
+    else both see no table, both CREATE, and the second fails on pg_type's unique index."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        metadata.create_all(conn)

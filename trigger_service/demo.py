@@ -113,8 +113,11 @@ class Demo:
             "TRIGGER_S3_SECRET_KEY": S3_KEYS[1],
         }
         for route, token in self.tokens.items():
-            name = {"github": "GITHUB_SECRET", "gitlab": "GITLAB_TOKEN",
-                    "gitea": "GITEA_SECRET"}.get(route, f"{route.upper()}_TOKEN")
+            name = {
+                "github": "GITHUB_SECRET",
+                "gitlab": "GITLAB_TOKEN",
+                "gitea": "GITEA_SECRET",
+            }.get(route, f"{route.upper()}_TOKEN")
             env[f"TRIGGER_{name}"] = token
         return env
 
@@ -135,8 +138,11 @@ def prepare(var: Path, port: int, s3_port: int) -> Demo:
     (var / "demo").mkdir(parents=True, exist_ok=True)
     data = var / "data" / "songs.csv"
     if not data.exists():
-        subprocess.run([sys.executable, "-m", "pipeline", "demo-data", "--output", str(data)],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "pipeline", "demo-data", "--output", str(data)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     secrets_file = var / "demo" / "secrets.json"
     if secrets_file.exists():
         tokens = json.loads(secrets_file.read_text())
@@ -182,8 +188,9 @@ def start_s3(demo: Demo) -> subprocess.Popen[bytes]:
 def _s3(demo: Demo) -> Any:
     from minio import Minio
 
-    return Minio(f"127.0.0.1:{demo.s3_port}", access_key=S3_KEYS[0], secret_key=S3_KEYS[1],
-                 secure=False)
+    return Minio(
+        f"127.0.0.1:{demo.s3_port}", access_key=S3_KEYS[0], secret_key=S3_KEYS[1], secure=False
+    )
 
 
 def storage_event(bucket: str, key: str, size: int) -> dict[str, Any]:
@@ -207,10 +214,18 @@ def storage_event(bucket: str, key: str, size: int) -> dict[str, Any]:
                 "s3": {
                     "s3SchemaVersion": "1.0",
                     "configurationId": "Config",
-                    "bucket": {"name": bucket, "ownerIdentity": {"principalId": "demo"},
-                               "arn": f"arn:aws:s3:::{bucket}"},
-                    "object": {"key": quote_plus(key), "size": size, "eTag": secrets.token_hex(16),
-                               "contentType": "text/csv", "sequencer": f"{time.time_ns():X}"},
+                    "bucket": {
+                        "name": bucket,
+                        "ownerIdentity": {"principalId": "demo"},
+                        "arn": f"arn:aws:s3:::{bucket}",
+                    },
+                    "object": {
+                        "key": quote_plus(key),
+                        "size": size,
+                        "eTag": secrets.token_hex(16),
+                        "contentType": "text/csv",
+                        "sequencer": f"{time.time_ns():X}",
+                    },
                 },
                 "source": {"host": "127.0.0.1", "port": "", "userAgent": "demo"},
             }
@@ -253,16 +268,17 @@ def curl_lines(demo: Demo) -> str:
 Try it (in another terminal):
 
   # a person asks for a run
-  curl -sS -X POST {demo.url}/trigger -H 'Authorization: Bearer {demo.tokens['manual']}' \\
+  curl -sS -X POST {demo.url}/trigger -H 'Authorization: Bearer {demo.tokens["manual"]}' \\
        -H 'Content-Type: application/json' -d '{{"pipeline": "songs", "reason": "by hand"}}'
 
   # MinIO says new data arrived (s3://{BUCKET}/songs/songs.csv is in the demo S3 server)
-  curl -sS -X POST {demo.url}/webhooks/storage -H 'Authorization: Bearer {demo.tokens['storage']}' \\
+  curl -sS -X POST {demo.url}/webhooks/storage \\
+       -H 'Authorization: Bearer {demo.tokens["storage"]}' \\
        -H 'Content-Type: application/json' -d '{event}'
 
   # Alertmanager reports drift on the served model
   curl -sS -X POST {demo.url}/webhooks/alertmanager \\
-       -H 'Authorization: Bearer {demo.tokens['alertmanager']}' \\
+       -H 'Authorization: Bearer {demo.tokens["alertmanager"]}' \\
        -H 'Content-Type: application/json' -d '{alert}'
 
 Then look: {demo.url}/runs  {demo.url}/decisions  {demo.url}/models  {demo.url}/docs
@@ -347,17 +363,35 @@ def cmd_loop(args: argparse.Namespace) -> int:
 
 
 def _loop(client: httpx.Client, demo: Demo, started: float, timeout: float) -> int:
-    _send(client, "/trigger", demo.tokens["manual"],
-          {"pipeline": "songs", "reason": "demo: by hand"}, "manual trigger")
+    _send(
+        client,
+        "/trigger",
+        demo.tokens["manual"],
+        {"pipeline": "songs", "reason": "demo: by hand"},
+        "manual trigger",
+    )
     key = "songs/batch-2.csv"
     batch = demo.var / "data" / "batch-2.csv"
-    subprocess.run([sys.executable, "-m", "pipeline", "demo-data", "--output", str(batch),
-                    "--seed", "7"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "pipeline", "demo-data", "--output", str(batch), "--seed", "7"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     _s3(demo).fput_object(BUCKET, key, str(batch))
-    _send(client, "/webhooks/storage", demo.tokens["storage"],
-          storage_event(BUCKET, key, batch.stat().st_size), f"MinIO event for {key}")
-    _send(client, "/webhooks/alertmanager", demo.tokens["alertmanager"], drift_alert(),
-          "Alertmanager drift alert")
+    _send(
+        client,
+        "/webhooks/storage",
+        demo.tokens["storage"],
+        storage_event(BUCKET, key, batch.stat().st_size),
+        f"MinIO event for {key}",
+    )
+    _send(
+        client,
+        "/webhooks/alertmanager",
+        demo.tokens["alertmanager"],
+        drift_alert(),
+        "Alertmanager drift alert",
+    )
 
     deadline = time.monotonic() + timeout
     last = ""
@@ -366,7 +400,8 @@ def _loop(client: httpx.Client, demo: Demo, started: float, timeout: float) -> i
         runs = client.get("/runs").json()["items"]
         undecided = [e for e in events if e["status"] in ("pending", "claimed")]
         open_decisions = [
-            d for d in client.get("/decisions", params={"limit": 500}).json()["items"]
+            d
+            for d in client.get("/decisions", params={"limit": 500}).json()["items"]
             if d["state"] in ("collecting", "queued", "ready", "submitting")
         ]
         active = [r for r in runs if r["state"] in ("submitting", "pending", "running")]
@@ -391,8 +426,10 @@ def _report(client: httpx.Client, started: float) -> int:
         detail = run["error"] or (run["result"] or {}).get("reason", "")
         print(f"  {run['id']} {run['state']:9s} version {run['version'][:12]}  {detail}")
     for decision in client.get("/decisions", params={"limit": 500}).json()["items"]:
-        print(f"  decision {decision['id']} {decision['outcome']:6s} {decision['state']:10s} "
-              f"{decision['reason']}")
+        print(
+            f"  decision {decision['id']} {decision['outcome']:6s} {decision['state']:10s} "
+            f"{decision['reason']}"
+        )
     models = client.get("/models").json()["items"]
     print(f"\n{len(models)} published model version(s):")
     for model in models:
@@ -401,22 +438,29 @@ def _report(client: httpx.Client, started: float) -> int:
         decision = run.get("decision") or {}
         events = ", ".join(f"{e['source']}:{e['kind']}" for e in run.get("events", []))
         metrics = model["metadata"].get("metrics", {})
-        print(f"  {model['model_name']} v{model['version']}  accuracy "
-              f"{metrics.get('accuracy', float('nan')):.3f}  <- run {run.get('id')} "
-              f"<- decision {decision.get('id')} ({decision.get('reason')}) <- events [{events}] "
-              f"<- commit {str(run.get('version'))[:12]}")
+        print(
+            f"  {model['model_name']} v{model['version']}  accuracy "
+            f"{metrics.get('accuracy', float('nan')):.3f}  <- run {run.get('id')} "
+            f"<- decision {decision.get('id')} ({decision.get('reason')}) <- events [{events}] "
+            f"<- commit {str(run.get('version'))[:12]}"
+        )
     failed = [r for r in runs if r["state"] != "succeeded"]
     if failed or not models:
-        print("\nthe demo did not complete: " + ("a run failed" if failed else "nothing published"),
-              file=sys.stderr)
+        print(
+            "\nthe demo did not complete: " + ("a run failed" if failed else "nothing published"),
+            file=sys.stderr,
+        )
         return 1
     print("\ndemo complete")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trigger_service.demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m trigger_service.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start the controller on the embedded default")
     run.add_argument("--var", default="var")

@@ -32,7 +32,7 @@ class PayloadTooLarge(RejectedInput):
 
 
 class Ignored(TriggerError):
-    """A valid delivery of no interest (ping, test event, tagging change): acknowledged, not stored."""
+    """A valid delivery of no interest (ping, test event, tagging): acknowledged, not stored."""
 
 
 class TemporaryError(TriggerError):

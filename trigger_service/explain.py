@@ -12,10 +12,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from trigger_service.errors import RejectedInput
 from trigger_service.events import Event, utcnow
 from trigger_service.rules import NoRun, Rules, decide
 from trigger_service.sources import SOURCES
-from trigger_service.errors import RejectedInput
 from trigger_service.worker.admission import verdict_for
 
 

@@ -72,7 +72,11 @@ def make_backend(settings: Settings) -> Backend:
         env["AWS_ACCESS_KEY_ID"] = settings.s3_access_key.get_secret_value()
         env["AWS_SECRET_ACCESS_KEY"] = settings.s3_secret_key.get_secret_value()
     return LocalBackend(
-        settings.runs_dir, settings.models_root, env, settings.local_run_timeout_seconds
+        settings.runs_dir,
+        settings.models_root,
+        settings.data_dir,
+        env,
+        settings.local_run_timeout_seconds,
     )
 
 
@@ -151,5 +155,6 @@ class Services:
                 if self.settings.allow_unauthenticated:
                     log.warning("route %s has no secret and ACCEPTS UNSIGNED requests", route)
                 else:
-                    log.warning("route %s has no secret configured: it refuses every request",
-                                route)
+                    log.warning(
+                        "route %s has no secret configured: it refuses every request", route
+                    )

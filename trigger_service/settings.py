@@ -55,7 +55,8 @@ class Settings(BaseSettings):
 
     # --- store and rules
     database_url: str = Field(
-        "sqlite:///./var/trigger.db", description="SQLAlchemy URL: sqlite:/// or postgresql+psycopg://"
+        "sqlite:///./var/trigger.db",
+        description="SQLAlchemy URL: sqlite:/// or postgresql+psycopg://",
     )
     rules_path: Path = Field(Path("rules.yaml"), description="The rules file (YAML).")
 
@@ -66,7 +67,9 @@ class Settings(BaseSettings):
     claim_lease_seconds: float = Field(
         120.0, description="A claim not finished by then is taken again."
     )
-    max_attempts: int = Field(8, description="Temporary failures before an event dead-letters.")
+    max_attempts: int = Field(
+        8, description="Failed submissions of a decision before it and its events dead-letter."
+    )
     retry_base_seconds: float = Field(2.0, description="First retry delay (doubles, jittered).")
     retry_max_seconds: float = Field(300.0, description="Longest retry delay.")
 
@@ -78,10 +81,13 @@ class Settings(BaseSettings):
 
     # --- submission backend
     backend: Literal["local", "kfp", "shadow"] = Field(
-        "local", description="local: kfp.local on this machine; kfp: a KFP API; shadow: record only."
+        "local",
+        description="local: kfp.local on this machine; kfp: a KFP API; shadow: record only.",
     )
     models_root: Path = Field(Path("var/models"), description="Where the local backend publishes.")
-    data_dir: Path = Field(Path("var/data"), description="Local data folder for the local backend.")
+    data_dir: Path = Field(
+        Path("var/data"), description="Local runs read a relative data_uri from this folder."
+    )
     runs_dir: Path = Field(Path("var/runs"), description="Local run work folders and logs.")
     local_run_timeout_seconds: float = Field(1800.0, description="A local run is killed after.")
     s3_endpoint: str | None = Field(
@@ -106,7 +112,8 @@ class Settings(BaseSettings):
 
     # --- model server roll-out after a publish
     model_server: Literal["none", "poll", "kserve"] = Field(
-        "none", description="poll: the server watches its folder; kserve: patch the InferenceService."
+        "none",
+        description="poll: the server watches its folder; kserve: patch the InferenceService.",
     )
     kserve_inferenceservice: str | None = Field(None, description="InferenceService to roll out.")
     kserve_namespace: str | None = Field(None, description="Its namespace (default: in-cluster).")

@@ -69,10 +69,17 @@ def test_signed_push_is_stored_before_202_and_redelivery_is_a_duplicate(
 @pytest.mark.parametrize(
     ("mutate", "status"),
     [
-        (lambda body, headers: (body, {**headers, "X-Hub-Signature-256": "sha256=" + "0" * 64}),
-         401),
-        (lambda body, headers: (body, {k: v for k, v in headers.items()
-                                       if k != "X-Hub-Signature-256"}), 401),
+        (
+            lambda body, headers: (body, {**headers, "X-Hub-Signature-256": "sha256=" + "0" * 64}),
+            401,
+        ),
+        (
+            lambda body, headers: (
+                body,
+                {k: v for k, v in headers.items() if k != "X-Hub-Signature-256"},
+            ),
+            401,
+        ),
         (lambda body, headers: (body.replace(b"main", b"prod"), headers), 401),  # tampered
     ],
     ids=["wrong-signature", "missing-signature", "tampered-body"],
@@ -101,8 +108,9 @@ def test_oversize_bodies_are_413_declared_or_streamed(client: TestClient) -> Non
         for _ in range(65):
             yield b"y" * 1024
 
-    streamed = client.post("/webhooks/storage", content=chunks(),
-                           headers={"Authorization": "Bearer storage-token"})
+    streamed = client.post(
+        "/webhooks/storage", content=chunks(), headers={"Authorization": "Bearer storage-token"}
+    )
     assert streamed.status_code == 413
 
 
@@ -125,24 +133,33 @@ def test_manual_trigger_honours_idempotency_key_and_token(client: TestClient) ->
     second = client.post("/trigger", json={"pipeline": "songs"}, headers=headers)
     assert (first.status_code, second.status_code) == (202, 200)
     assert first.json()["accepted"] == second.json()["event_ids"]
-    wrong = client.post("/trigger", json={"pipeline": "songs"},
-                        headers={"Authorization": "Bearer nope"})
+    wrong = client.post(
+        "/trigger", json={"pipeline": "songs"}, headers={"Authorization": "Bearer nope"}
+    )
     assert wrong.status_code == 401
-    assert client.post("/trigger", json={"version": "x"}, headers=headers | {
-        "Idempotency-Key": "k-2"}).status_code == 400
+    assert (
+        client.post(
+            "/trigger", json={"version": "x"}, headers=headers | {"Idempotency-Key": "k-2"}
+        ).status_code
+        == 400
+    )
 
 
 def test_storage_probe_and_ignored_events(client: TestClient) -> None:
     assert client.head("/webhooks/storage").status_code == 200
     test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "datasets"}
-    response = client.post("/webhooks/storage", json=test_event,
-                           headers={"Authorization": "Bearer storage-token"})
+    response = client.post(
+        "/webhooks/storage", json=test_event, headers={"Authorization": "Bearer storage-token"}
+    )
     assert response.status_code == 200 and response.json()["ignored"] is True
 
 
 def test_reads_decisions_runs_and_lineage(client: TestClient, services: Services) -> None:
-    response = client.post("/trigger", json={"pipeline": "songs", "reason": "check"},
-                           headers={"Authorization": "Bearer manual-token"})
+    response = client.post(
+        "/trigger",
+        json={"pipeline": "songs", "reason": "check"},
+        headers={"Authorization": "Bearer manual-token"},
+    )
     (event_id,) = response.json()["accepted"]
     services.worker.run_until_idle()
 
@@ -163,13 +180,17 @@ def test_reads_decisions_runs_and_lineage(client: TestClient, services: Services
 
 
 def test_explain_changes_nothing(client: TestClient, services: Services) -> None:
-    body = {"source": "github", "headers": {"X-GitHub-Event": "push", "X-GitHub-Delivery": "e1"},
-            "payload": PUSH}
-    response = client.post("/explain", json=body,
-                           headers={"Authorization": "Bearer manual-token"})
+    body = {
+        "source": "github",
+        "headers": {"X-GitHub-Event": "push", "X-GitHub-Delivery": "e1"},
+        "payload": PUSH,
+    }
+    response = client.post("/explain", json=body, headers={"Authorization": "Bearer manual-token"})
     assert response.status_code == 200, response.text
     (answer,) = response.json()["explanations"]
-    assert answer["run"] is False and "docs/x.md" in answer["reason"] or "path" in answer["reason"]
+    assert (answer["run"] is False and "docs/x.md" in answer["reason"]) or "path" in answer[
+        "reason"
+    ]
     assert services.inbox.depth()["pending"] == 0
     assert client.post("/explain", json=body).status_code == 401
 
@@ -177,8 +198,9 @@ def test_explain_changes_nothing(client: TestClient, services: Services) -> None
 def test_health_ready_and_metrics(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").status_code == 200
-    client.post("/trigger", json={"pipeline": "songs"},
-                headers={"Authorization": "Bearer manual-token"})
+    client.post(
+        "/trigger", json={"pipeline": "songs"}, headers={"Authorization": "Bearer manual-token"}
+    )
     metrics = client.get("/metrics").text
     assert 'trigger_inbox_depth{status="pending"}' in metrics
     assert 'trigger_events_received_total{outcome="accepted",source="manual"}' in metrics
@@ -193,9 +215,14 @@ def test_a_bad_rules_file_refuses_the_start_naming_the_line(tmp_path: Path) -> N
     )
     done = subprocess.run(
         [sys.executable, "-m", "trigger_service", "serve", "--port", "1"],
-        env={"TRIGGER_RULES_PATH": str(rules), "PATH": "/usr/bin:/bin",
-             "TRIGGER_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}"},
-        capture_output=True, text=True, timeout=60,
+        env={
+            "TRIGGER_RULES_PATH": str(rules),
+            "PATH": "/usr/bin:/bin",
+            "TRIGGER_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2
     assert "rules.yaml:8" in done.stderr, done.stderr

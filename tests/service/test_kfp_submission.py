@@ -30,8 +30,13 @@ def say(text: str) -> str:
 
 
 @dsl.pipeline(name="songs")
-def tiny(data_uri: str = "", model_name: str = "songs", decision_id: str = "",
-         event_ids: str = "", git_commit: str = "") -> None:
+def tiny(
+    data_uri: str = "",
+    model_name: str = "songs",
+    decision_id: str = "",
+    event_ids: str = "",
+    git_commit: str = "",
+) -> None:
     say(text=data_uri)
 
 
@@ -65,8 +70,9 @@ def services(tmp_path: Path, repo: GitRepo, clock: FakeClock, kfp: KfpDouble) ->
 
 
 def manual(clock: FakeClock, n: int) -> Event:
-    return Event(f"manual-{n}", EventKind.MANUAL, "manual", ManualSubject("songs"),
-                 clock.datetime())
+    return Event(
+        f"manual-{n}", EventKind.MANUAL, "manual", ManualSubject("songs"), clock.datetime()
+    )
 
 
 def settle(services: Services, clock: FakeClock, seconds: float = 0.0) -> None:
@@ -85,8 +91,9 @@ PARALLEL = RULES.replace("concurrency: queue-one", "concurrency: parallel")
 def test_kfp_unavailable_for_a_while_delays_runs_and_loses_none(
     tmp_path: Path, services: Services, clock: FakeClock, kfp: KfpDouble
 ) -> None:
-    (tmp_path / "rules.yaml").write_text(PARALLEL.format(repo=services.rules().pipelines[0]
-                                                         .source.repository))
+    (tmp_path / "rules.yaml").write_text(
+        PARALLEL.format(repo=services.rules().pipelines[0].source.repository)
+    )
     kfp.fail_next(4, status=503)
     services.inbox.store([manual(clock, n) for n in range(3)])
     settle(services, clock)
@@ -140,8 +147,9 @@ def test_crash_between_submit_and_record_resubmits_nothing(
     monkeypatch.setattr(tracked, "set_state", real)
     assert len(kfp.runs) == 1
 
-    restarted = Services.build(services.settings, backend=KfpBackend.from_settings(
-        services.settings), clock=clock)
+    restarted = Services.build(
+        services.settings, backend=KfpBackend.from_settings(services.settings), clock=clock
+    )
     settle(restarted, clock, restarted.settings.claim_lease_seconds + 1)
     assert len(kfp.runs) == 1
     (run,) = rows(restarted, runs)
@@ -156,14 +164,16 @@ def test_run_states_followed_until_a_failed_gate(
     run_id = next(iter(kfp.runs))
     kfp.advance_run(run_id, "RUNNING")
     settle(services, clock, 11)
-    kfp.advance_run(run_id, "FAILED", failed_task="evaluate",
-                    error="accuracy 0.41 is below the threshold 0.9")
+    kfp.advance_run(
+        run_id, "FAILED", failed_task="evaluate", error="accuracy 0.41 is below the threshold 0.9"
+    )
     settle(services, clock, 11)
     (run,) = rows(services, runs)
     assert run["state"] == "failed"
     assert run["failed_step"] == "evaluate"
     assert "threshold" in run["error"]
     with services.engine.connect() as conn:
-        states = [s["state"] for s in tracked.run_dict(conn, tracked.get_run(conn, run["id"]))
-                  ["states"]]
+        states = [
+            s["state"] for s in tracked.run_dict(conn, tracked.get_run(conn, run["id"]))["states"]
+        ]
     assert states == ["submitting", "pending", "running", "failed"]

@@ -20,21 +20,27 @@ from trigger_service.tracking import runs as tracked
 
 def data_event(clock: FakeClock, key: str, event_id: str | None = None) -> Event:
     subject = DataSubject("datasets", key, "s3:ObjectCreated:Put", size=10, sequencer=key)
-    return Event(event_id or f"storage-{key}", EventKind.DATA, "storage", subject,
-                 clock.datetime())
+    return Event(event_id or f"storage-{key}", EventKind.DATA, "storage", subject, clock.datetime())
 
 
 def push_event(clock: FakeClock, repo: GitRepo, sha: str, paths: list[str]) -> Event:
     subject = CodeSubject(
-        repository=repo.url, repository_name="team/songs", ref="refs/heads/main",
-        branch="main", tag=None, before="0" * 40, after=sha, changed_paths=tuple(paths),
+        repository=repo.url,
+        repository_name="team/songs",
+        ref="refs/heads/main",
+        branch="main",
+        tag=None,
+        before="0" * 40,
+        after=sha,
+        changed_paths=tuple(paths),
     )
     return Event(f"github-{sha}", EventKind.CODE, "github", subject, clock.datetime())
 
 
 def manual_event(clock: FakeClock, event_id: str, version: str | None = None) -> Event:
-    return Event(event_id, EventKind.MANUAL, "manual", ManualSubject("songs", version),
-                 clock.datetime())
+    return Event(
+        event_id, EventKind.MANUAL, "manual", ManualSubject("songs", version), clock.datetime()
+    )
 
 
 def run_decisions(services: Services) -> list[dict]:
@@ -72,9 +78,7 @@ def test_storm_is_one_run_and_a_burst_during_it_one_follow_up(
     # Two more bursts while the first run is active: one queued follow-up covers both.
     backend.states["ext-1"] = RunState.RUNNING
     for burst in range(2):
-        services.inbox.store(
-            [data_event(clock, f"songs/b{burst}-{i:03d}.csv") for i in range(300)]
-        )
+        services.inbox.store([data_event(clock, f"songs/b{burst}-{i:03d}.csv") for i in range(300)])
         settle(services, clock)
         settle(services, clock, 31)
     queued = [d for d in run_decisions(services) if d["state"] == "queued"]
@@ -100,11 +104,19 @@ def alert_payload(status: str, starts_at: str, fingerprint: str = "a1b2") -> byt
         "generatorURL": "http://prometheus/graph",
         "fingerprint": fingerprint,
     }
-    return json.dumps({
-        "version": "4", "groupKey": '{}:{alertname="ModelDrift"}', "status": status,
-        "receiver": "trigger", "groupLabels": {}, "commonLabels": alert["labels"],
-        "commonAnnotations": {}, "externalURL": "http://am", "alerts": [alert],
-    }).encode()
+    return json.dumps(
+        {
+            "version": "4",
+            "groupKey": '{}:{alertname="ModelDrift"}',
+            "status": status,
+            "receiver": "trigger",
+            "groupLabels": {},
+            "commonLabels": alert["labels"],
+            "commonAnnotations": {},
+            "externalURL": "http://am",
+            "alerts": [alert],
+        }
+    ).encode()
 
 
 def test_repeated_alert_is_one_run_per_incident_and_resolved_none(
@@ -255,6 +267,7 @@ def test_failed_gate_shows_as_failed_run_with_its_step(
     (run,) = _runs(services)
     assert run["state"] == "failed" and run["failed_step"] == "evaluate"
     with services.engine.connect() as conn:
-        history = [s["state"] for s in tracked.run_dict(conn, tracked.get_run(conn, run["id"]))
-                   ["states"]]
+        history = [
+            s["state"] for s in tracked.run_dict(conn, tracked.get_run(conn, run["id"]))["states"]
+        ]
     assert history == ["submitting", "pending", "running", "failed"]

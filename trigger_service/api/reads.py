@@ -14,7 +14,7 @@ from trigger_service.database import current_versions, pipeline_versions
 from trigger_service.inbox.store import STATUSES
 from trigger_service.service import Services
 from trigger_service.tracking import runs as tracked
-from trigger_service.tracking.models import read_models
+from trigger_service.tracking.models import decision_of, read_models
 from trigger_service.worker import decisions as decided
 
 router = APIRouter(tags=["reads"])
@@ -119,8 +119,13 @@ def _event_summary(conn: Any, event_id: str) -> dict[str, Any]:
     row = conn.execute(select(events).where(events.c.id == event_id)).first()
     if row is None:
         return {"id": event_id}
-    return {"id": row.id, "source": row.source, "kind": row.kind, "subject": row.subject,
-            "received_at": row.received_at}
+    return {
+        "id": row.id,
+        "source": row.source,
+        "kind": row.kind,
+        "subject": row.subject,
+        "received_at": row.received_at,
+    }
 
 
 def _version(conn: Any, pipeline: str, version: str | None) -> dict[str, Any] | None:
@@ -141,9 +146,12 @@ async def get_run(run_id: str, services: Services = Depends(get_services)) -> di
 
 
 def _pipelines(conn: Any) -> list[dict[str, Any]]:
-    versions = [dict(r._mapping) for r in conn.execute(
-        select(pipeline_versions).order_by(pipeline_versions.c.created_at.desc())
-    )]
+    versions = [
+        dict(r._mapping)
+        for r in conn.execute(
+            select(pipeline_versions).order_by(pipeline_versions.c.created_at.desc())
+        )
+    ]
     current = [dict(r._mapping) for r in conn.execute(select(current_versions))]
     names = sorted({v["pipeline"] for v in versions} | {c["pipeline"] for c in current})
     return [
@@ -175,13 +183,12 @@ def _model_lineage(conn: Any, services: Services, name: str, version: int) -> di
     from trigger_service.database import runs
 
     models = read_models(services.models.models_root) if services.models.models_root else []
-    model = next((m for m in models if m["model_name"] == name and m["version"] == version),
-                 None)
+    model = next((m for m in models if m["model_name"] == name and m["version"] == version), None)
     row = conn.execute(
         select(runs.c.id).where(runs.c.model_name == name, runs.c.model_version == version)
     ).first()
     if row is None and model is not None:
-        decision_id = model["metadata"].get("decision_id")
+        decision_id = decision_of(model)
         row = conn.execute(select(runs.c.id).where(runs.c.decision_id == decision_id)).first()
     if model is None and row is None:
         raise _not_found("model version", f"{name}/{version}")

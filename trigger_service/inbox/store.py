@@ -78,6 +78,8 @@ class Inbox:
                         not_before=0.0,
                     )
                     .on_conflict_do_nothing(index_elements=["id"])
+                    # An INSERT's rowcount survives only when asked for (psycopg 3 loses it).
+                    .execution_options(preserve_rowcount=True)
                 )
                 results.append(StoreResult(event.id, conn.execute(stmt).rowcount == 1))
         return results
@@ -109,8 +111,7 @@ class Inbox:
             .returning(*events.c)
         )
         with self.engine.begin() as conn:
-            rows = conn.execute(stmt).all()
-        rows.sort(key=lambda r: (r.received_at, r.id))
+            rows = sorted(conn.execute(stmt).all(), key=lambda r: (r.received_at, r.id))
         return [ClaimedEvent(row_to_event(r), r.attempts) for r in rows]
 
     def finish(self, event_ids: Sequence[str], conn: Any) -> None:
@@ -176,8 +177,11 @@ class Inbox:
         offset: int = 0,
     ) -> list[dict[str, Any]]:
         stmt = select(events).order_by(events.c.received_at.desc(), events.c.id)
-        for column, value in ((events.c.source, source), (events.c.kind, kind),
-                              (events.c.status, status)):
+        for column, value in (
+            (events.c.source, source),
+            (events.c.kind, kind),
+            (events.c.status, status),
+        ):
             if value is not None:
                 stmt = stmt.where(column == value)
         with self.engine.connect() as conn:

@@ -47,12 +47,14 @@ class LocalBackend:
         self,
         runs_dir: Path,
         models_root: Path,
+        data_dir: Path,
         env: dict[str, str] | None = None,
         timeout: float = 1800.0,
         python: str = sys.executable,
     ) -> None:
         self.runs_dir = runs_dir.resolve()
         self.models_root = models_root.resolve()
+        self.data_dir = data_dir.resolve()
         self.env = env or {}
         self.timeout = timeout
         self.python = python
@@ -67,8 +69,9 @@ class LocalBackend:
     def ensure_version(self, spec: VersionSpec) -> VersionRef:
         if not spec.package_path.is_file():
             raise PermanentError(f"compiled pipeline {spec.package_path} does not exist")
-        return VersionRef(spec.pipeline, spec.version, spec.pipeline, spec.version,
-                          spec.package_path)
+        return VersionRef(
+            spec.pipeline, spec.version, spec.pipeline, spec.version, spec.package_path
+        )
 
     def submit(self, request: RunRequest) -> str:
         folder = self.runs_dir / request.run_name
@@ -78,6 +81,9 @@ class LocalBackend:
         params = {**request.params, "models_root": str(self.models_root)}
         if "data_uri" not in params:
             raise PermanentError("the local backend needs a data_uri parameter")
+        data_uri = str(params["data_uri"])
+        if "://" not in data_uri and not data_uri.startswith("/"):
+            params["data_uri"] = str(self.data_dir / data_uri)  # relative: under the data folder
         _write_json(
             folder / "request.json",
             {
@@ -102,13 +108,17 @@ class LocalBackend:
             raise PermanentError(f"local run {external_id} does not exist")
         result = _read_json(folder / "result.json")
         params = _read_json(folder / "request.json").get("params", {})
-        outputs = {
-            "published": bool(result.get("published")),
-            "model_name": params.get("model_name", "songs"),
-            "model_version": result.get("model_version"),
-            "reason": result.get("reason"),
-            "metrics": result.get("metrics"),
-        } if result else {}
+        outputs = (
+            {
+                "published": bool(result.get("published")),
+                "model_name": params.get("model_name", "songs"),
+                "model_version": result.get("model_version"),
+                "reason": result.get("reason"),
+                "metrics": result.get("metrics"),
+            }
+            if result
+            else {}
+        )
         return RunStatus(
             state=RunState(state["state"]),
             external_id=external_id,
@@ -132,8 +142,7 @@ class LocalBackend:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._recover()
-                self._thread = threading.Thread(target=self._loop, name="local-runner",
-                                                daemon=True)
+                self._thread = threading.Thread(target=self._loop, name="local-runner", daemon=True)
                 self._thread.start()
 
     def _recover(self) -> None:
@@ -171,13 +180,23 @@ class LocalBackend:
         request = _read_json(folder / "request.json")
         params = dict(request["params"])
         command = [
-            self.python, "-m", "pipeline", "run", "--local",
-            "--package", request["package"],
-            "--data-uri", str(params.pop("data_uri")),
-            "--models-root", str(params.pop("models_root")),
-            "--model-name", str(params.pop("model_name", "songs")),
-            "--pipeline-root", str(folder / "artifacts"),
-            "--result-file", str(folder / "result.json"),
+            self.python,
+            "-m",
+            "pipeline",
+            "run",
+            "--local",
+            "--package",
+            request["package"],
+            "--data-uri",
+            str(params.pop("data_uri")),
+            "--models-root",
+            str(params.pop("models_root")),
+            "--model-name",
+            str(params.pop("model_name", "songs")),
+            "--pipeline-root",
+            str(folder / "artifacts"),
+            "--result-file",
+            str(folder / "result.json"),
         ]
         for key, value in params.items():
             command += ["--param", f"{key}={value}"]
@@ -214,7 +233,12 @@ class LocalBackend:
                 error = result["error"]
             _write_json(
                 folder / "state.json",
-                {**state, "state": final, "error": error, "finished_at": time.time(),
-                 "exit_code": code},
+                {
+                    **state,
+                    "state": final,
+                    "error": error,
+                    "finished_at": time.time(),
+                    "exit_code": code,
+                },
             )
         log.info("local run %s %s in %.1fs", folder.name, final, time.time() - started)

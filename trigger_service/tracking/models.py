@@ -26,7 +26,7 @@ class Rollout(Protocol):
 
 def read_models(models_root: Path) -> list[dict[str, Any]]:
     """Every published version under the root, newest first, with its metadata."""
-    found = []
+    found: list[dict[str, Any]] = []
     if not models_root.is_dir():
         return found
     for model_dir in sorted(p for p in models_root.iterdir() if p.is_dir()):
@@ -50,6 +50,13 @@ def read_models(models_root: Path) -> list[dict[str, Any]]:
     return found
 
 
+def decision_of(model: dict[str, Any]) -> str | None:
+    """The decision a published version was made for, from its metadata.json lineage."""
+    lineage = model["metadata"].get("lineage") or {}
+    decision = lineage.get("decision_id") if isinstance(lineage, dict) else None
+    return str(decision) if decision else None
+
+
 class ModelLinker:
     def __init__(self, engine: Engine, models_root: Path | None, rollout: Rollout) -> None:
         self.engine = engine
@@ -70,7 +77,7 @@ class ModelLinker:
                 select(runs.c.decision_id).where(runs.c.id == run_id)
             ).scalar()
         for model in read_models(self.models_root):
-            if decision_id and model["metadata"].get("decision_id") == decision_id:
+            if decision_id and decision_of(model) == decision_id:
                 return {"model_name": model["model_name"], "model_version": model["version"]}
         return {}
 

@@ -62,7 +62,9 @@ def set_state(
         if state in ("succeeded", "failed", "canceled"):
             values.setdefault("finished_at", now)
             RUNS.labels(current.pipeline, state).inc()
-    conn.execute(update(runs).where(runs.c.id == run_id).values(state=state, updated_at=now, **values))
+    conn.execute(
+        update(runs).where(runs.c.id == run_id).values(state=state, updated_at=now, **values)
+    )
     return changed
 
 
@@ -71,7 +73,7 @@ def run_by_decision(conn: Connection, decision_id: str) -> Any:
 
 
 def run_dict(conn: Connection, row: Any, with_history: bool = True) -> dict[str, Any]:
-    data = {c: getattr(row, c) for c in runs.c.keys()}
+    data = {c: getattr(row, c) for c in runs.c.keys()}  # noqa: SIM118 - a ColumnCollection
     if with_history:
         data["states"] = [
             {"state": s.state, "at": s.at, "detail": s.detail}

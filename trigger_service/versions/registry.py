@@ -146,8 +146,12 @@ class VersionRegistry:
                 .on_conflict_do_nothing()
             )
             if make_current and branch is not None:
-                values = {"version": commit, "updated_at": now, "event_id": event_id,
-                          "reason": reason}
+                values = {
+                    "version": commit,
+                    "updated_at": now,
+                    "event_id": event_id,
+                    "reason": reason,
+                }
                 conn.execute(
                     dialect.insert(current_versions)
                     .values(pipeline=pipeline.name, branch=branch, **values)
@@ -176,8 +180,14 @@ class VersionRegistry:
         return target
 
     def _compile(self, pipeline: PipelineSpec, tree: Path, commit: str, output: Path) -> None:
-        command = [sys.executable, "-m", str(pipeline.source.module), "compile", "--output",
-                   str(output)]
+        command = [
+            sys.executable,
+            "-m",
+            str(pipeline.source.module),
+            "compile",
+            "--output",
+            str(output),
+        ]
         image = pipeline.source.image_for(commit)
         if image:
             command += ["--image", image]

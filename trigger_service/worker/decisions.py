@@ -135,6 +135,8 @@ def _open(
             **values,
         )
         .on_conflict_do_nothing()
+        # SQLAlchemy keeps an INSERT's rowcount only when asked (psycopg 3 loses it otherwise).
+        .execution_options(preserve_rowcount=True)
     ).rowcount
     if inserted != 1:
         return ""

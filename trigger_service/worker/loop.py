@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from trigger_service.events import Event
 from trigger_service.inbox import ClaimedEvent, Inbox
 from trigger_service.metrics import DEAD_LETTERS, DECISION_SECONDS
-from trigger_service.events import Event
 from trigger_service.rules import Match, NoRun, Rules, decide
 from trigger_service.worker import admission
 from trigger_service.worker.decisions import join_or_open, record_no_run

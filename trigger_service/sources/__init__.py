@@ -1,0 +1,19 @@
+"""Senders' payloads in, Events out: one module per sender, all with the same two verbs.
+
+`SOURCES` maps the route name (/webhooks/<name>, manual: /trigger) to its source; callers look
+the source up here and never branch on the kind. Shared parsing lives in the `_`-prefixed
+modules: `_json` (untrusted JSON, typed getters), `_auth` (constant-time secret checks),
+`_git_push` (push payload -> CodeSubject for github, gitlab and gitea).
+"""
+
+from __future__ import annotations
+
+from trigger_service.sources import alertmanager, gitea, github, gitlab, manual, storage
+from trigger_service.sources.base import Source
+
+SOURCES: dict[str, Source] = {
+    module.source.name: module.source
+    for module in (github, gitlab, gitea, storage, alertmanager, manual)
+}
+
+__all__ = ["SOURCES", "Source"]

@@ -1,0 +1,41 @@
+"""Gitea push webhooks: X-Gitea-Signature is the bare hex HMAC-SHA256 of the raw body."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from trigger_service.errors import Ignored
+from trigger_service.events import Event
+from trigger_service.sources._auth import check_hmac_sha256
+from trigger_service.sources._git_push import code_event, push_subject, require_header
+from trigger_service.sources._json import load_object, opt, req, req_any
+
+
+class GiteaSource:
+    name = "gitea"
+
+    def verify(self, headers: Mapping[str, str], body: bytes, secret: str) -> None:
+        check_hmac_sha256(body, secret, headers.get("x-gitea-signature"), "gitea")
+
+    def parse(self, headers: Mapping[str, str], body: bytes, received_at: datetime) -> list[Event]:
+        event_type = require_header(headers, "X-Gitea-Event", "gitea")
+        if event_type != "push":
+            raise Ignored(f"unsupported event type {event_type}")
+        what = "gitea push"
+        delivery = require_header(headers, "X-Gitea-Delivery", what)
+        payload = load_object(body, what)
+        subject = push_subject(
+            payload,
+            what,
+            repository=req_any(payload, ("repository.clone_url", "repository.html_url"), str, what),
+            repository_name=req(payload, "repository.full_name", str, what),
+            pusher=opt(payload, "pusher.login", str, what)
+            or opt(payload, "pusher.username", str, what),
+            # Gitea lists only the last few commits (UI.FEED_MAX_COMMIT_NUM) and counts them all.
+            total_commits=opt(payload, "total_commits", int, what),
+        )
+        return [code_event(self.name, delivery, subject, received_at)]
+
+
+source = GiteaSource()
