@@ -271,3 +271,36 @@ def test_failed_gate_shows_as_failed_run_with_its_step(
             s["state"] for s in tracked.run_dict(conn, tracked.get_run(conn, run["id"]))["states"]
         ]
     assert history == ["submitting", "pending", "running", "failed"]
+
+
+class RecordingRollout:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def rollout(self, model_name: str, version: int) -> str:
+        self.calls.append((model_name, version))
+        return "patched"
+
+
+def test_a_published_version_is_linked_and_rolled_out(
+    build: Build, clock: FakeClock, backend: ScriptedBackend
+) -> None:
+    services = build()
+    rollout = RecordingRollout()
+    services.models._rollout = rollout
+    services.inbox.store([manual_event(clock, "manual-publish")])
+    settle(services, clock)
+    backend.outputs["ext-1"] = {"published": True, "model_name": "songs", "model_version": 3}
+    backend.finish_all()
+    settle(services, clock, 2)
+    (run,) = _runs(services)
+    assert (run["model_name"], run["model_version"]) == ("songs", 3)
+    assert rollout.calls == [("songs", 3)]
+
+    # A run that kept the champion publishes nothing and rolls nothing out.
+    services.inbox.store([manual_event(clock, "manual-kept")])
+    settle(services, clock, 2)
+    backend.outputs["ext-2"] = {"published": False, "reason": "champion kept"}
+    backend.finish_all()
+    settle(services, clock, 2)
+    assert rollout.calls == [("songs", 3)]

@@ -6,6 +6,7 @@ delivery of no interest (`ignored: true` with the reason). 401/400/413: see api.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ from trigger_service.service import Services
 from trigger_service.sources import SOURCES
 
 router = APIRouter(tags=["webhooks"])
+log = logging.getLogger(__name__)
 
 OUTCOMES: list[tuple[type[Exception], str]] = [
     (Unauthorized, "unauthorized"),
@@ -75,6 +77,8 @@ async def _receive(name: str, request: Request, services: Services) -> Response:
     new = [r.event_id for r in results if r.new]
     seen = [r.event_id for r in results if not r.new]
     EVENTS_RECEIVED.labels(name, "accepted" if new else "duplicate").inc()
+    for event_id in new:
+        log.info("event stored", extra={"event_id": event_id, "source": name})
     payload: dict[str, Any] = {"event_ids": new + seen, "accepted": new, "duplicates": seen}
     if new:
         services.worker_wakeup()
