@@ -27,7 +27,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except RulesError as exc:
         print(f"refusing to start: {exc}", file=sys.stderr)
         return 2
-    app = create_app(services, start_worker=not args.no_worker)
+    # --no-worker wins; otherwise TRIGGER_WORKER_ENABLED decides (None: the settings).
+    app = create_app(services, start_worker=False if args.no_worker else None)
     uvicorn.run(
         app,
         host=args.host or settings.host,

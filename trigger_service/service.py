@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from trigger_service.database import create_schema, make_engine
 from trigger_service.inbox import Inbox
+from trigger_service.modelserver import make_rollout
 from trigger_service.rules import Rules, RulesError, load_rules
 from trigger_service.settings import SECRET_FIELDS, Settings
 from trigger_service.submit.base import Backend
@@ -80,12 +81,6 @@ def make_backend(settings: Settings) -> Backend:
     )
 
 
-def make_rollout(settings: Settings) -> object:
-    from trigger_service.modelserver import make_rollout as factory
-
-    return factory(settings)
-
-
 @dataclass
 class Services:
     settings: Settings
@@ -115,8 +110,9 @@ class Services:
             settings.compile_timeout_seconds,
             clock,
         )
-        models_root = settings.models_root if settings.backend == "local" else None
-        models = ModelLinker(engine, models_root, make_rollout(settings))  # type: ignore[arg-type]
+        # The models root is read wherever it is mounted (the local backend's folder, or the
+        # models PVC mounted read-only on a cluster) to link runs to what they published.
+        models = ModelLinker(engine, settings.models_root, make_rollout(settings))
         worker_id = f"{socket.gethostname()}-{os.getpid()}"
         inbox = Inbox(engine, clock)
         submitter = Submitter(

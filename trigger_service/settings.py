@@ -84,7 +84,11 @@ class Settings(BaseSettings):
         "local",
         description="local: kfp.local on this machine; kfp: a KFP API; shadow: record only.",
     )
-    models_root: Path = Field(Path("var/models"), description="Where the local backend publishes.")
+    models_root: Path = Field(
+        Path("var/models"),
+        description="Published models: where local runs publish, and where the service reads "
+        "them to link runs and answer /models (on a cluster: the models PVC, read-only).",
+    )
     data_dir: Path = Field(
         Path("var/data"), description="Local runs read a relative data_uri from this folder."
     )

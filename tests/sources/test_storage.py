@@ -97,11 +97,12 @@ def test_sns_envelope_gives_the_same_event_as_the_bare_record() -> None:
     assert via_sns == bare[:1]
 
 
-def test_sns_subscription_confirmation_is_not_fetched() -> None:
+def test_sns_subscription_confirmation_is_not_fetched_but_its_url_is_shown() -> None:
+    # The operator confirms by opening the URL (logged with the 200 answer); nothing is fetched.
     data = payload("storage/sns-subscription-confirmation.json")
-    with pytest.raises(Ignored, match="confirm it manually") as caught:
+    with pytest.raises(Ignored, match="confirm it by opening the SubscribeURL") as caught:
         parse(data)
-    assert data["Token"] not in str(caught.value)
+    assert data["SubscribeURL"] in str(caught.value)
 
 
 @pytest.mark.parametrize("fixture", ["storage/s3-test-event.json", "storage/sns-notification.json"])

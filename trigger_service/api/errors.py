@@ -35,7 +35,9 @@ def status_for(exc: Exception) -> int:
 def install(app: FastAPI) -> None:
     async def domain_error(_request: Request, exc: Exception) -> JSONResponse:
         status = status_for(exc)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        # Both schemes: SNS (S3 notifications) sends Basic credentials only after a challenge.
+        challenge = 'Bearer, Basic realm="trigger-service"'
+        headers = {"WWW-Authenticate": challenge} if status == 401 else None
         return JSONResponse({"error": str(exc)}, status_code=status, headers=headers)
 
     async def ignored(_request: Request, exc: Exception) -> JSONResponse:

@@ -174,8 +174,8 @@ async def list_pipelines(services: Services = Depends(get_services)) -> dict[str
 @router.get("/models", summary="Published model versions under the models root")
 async def list_models(services: Services = Depends(get_services)) -> dict[str, Any]:
     root = services.models.models_root
-    if root is None:
-        return {"items": [], "note": "the models root is not readable from this service"}
+    if root is None or not root.is_dir():
+        return {"items": [], "note": f"the models root {root} is not readable from this service"}
     return {"items": await run_in_threadpool(read_models, root)}
 
 

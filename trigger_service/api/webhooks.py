@@ -56,6 +56,7 @@ async def receive(name: str, request: Request, services: Services) -> Response:
     except Exception as exc:
         outcome = next((o for kind, o in OUTCOMES if isinstance(exc, kind)), "error")
         EVENTS_RECEIVED.labels(name, outcome).inc()
+        log.info("%s delivery %s: %s", name, outcome, exc, extra={"source": name})
         raise
     finally:
         REQUEST_SECONDS.labels(name).observe(time.perf_counter() - started)

@@ -37,9 +37,9 @@ def _records(payload: Mapping[str, Any]) -> list[Any]:
     sns_type = opt(payload, "Type", str, WHAT)
     if sns_type in ("SubscriptionConfirmation", "UnsubscribeConfirmation"):
         # Fetching SubscribeURL from here would let anyone who can POST make us fetch a URL.
-        raise Ignored(
-            f"SNS {sns_type}: confirm it manually by opening the SubscribeURL in the body"
-        )
+        url = payload.get("SubscribeURL")
+        where = url if isinstance(url, str) and url.startswith("https://") else "in the body"
+        raise Ignored(f"SNS {sns_type}: confirm it by opening the SubscribeURL: {where}")
     if sns_type == "Notification":
         payload = load_object(req(payload, "Message", str, "storage SNS"), "storage SNS Message")
     if payload.get("Event") == "s3:TestEvent":

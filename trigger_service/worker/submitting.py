@@ -105,7 +105,7 @@ class Submitter:
             run_id = self._submit(row)
         except TemporaryError as exc:
             SUBMIT_FAILURES.labels(self.backend.name, "temporary").inc()
-            self._retry_or_dead(row, str(exc))
+            self._retry_or_dead(row, str(exc), exc.delay)
             log.warning("submission failed, will retry: %s", exc, extra=extra)
         except PermanentError as exc:
             SUBMIT_FAILURES.labels(self.backend.name, "permanent").inc()
@@ -177,11 +177,12 @@ class Submitter:
             )
         return run_id
 
-    def _retry_or_dead(self, row: Any, error: str) -> None:
+    def _retry_or_dead(self, row: Any, error: str, at_least: float | None = None) -> None:
         if row.attempts >= self.max_attempts:
             self._dead(row, f"gave up after {row.attempts} attempts: {error}")
             return
-        delay = backoff(row.attempts, self.retry_base, self.retry_max)
+        # The backend's own Retry-After, when it gave one, is a floor for the backoff.
+        delay = max(backoff(row.attempts, self.retry_base, self.retry_max), at_least or 0.0)
         with self.engine.begin() as conn:
             conn.execute(
                 update(decisions)
