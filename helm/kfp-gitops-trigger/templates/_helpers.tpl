@@ -1,0 +1,95 @@
+{{/* Names, labels and small derived values. */}}
+
+{{- define "kfp-gitops-trigger.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "kfp-gitops-trigger.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name (include "kfp-gitops-trigger.name" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "kfp-gitops-trigger.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/part-of: kfp-gitops-trigger
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* The trigger service's selector labels (the same as the kustomize manifests'). */}}
+{{- define "kfp-gitops-trigger.selectorLabels" -}}
+app.kubernetes.io/name: trigger-service
+app.kubernetes.io/component: controller
+{{- end }}
+
+{{- define "kfp-gitops-trigger.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "kfp-gitops-trigger.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "kfp-gitops-trigger.secretName" -}}
+{{- default (printf "%s-secrets" (include "kfp-gitops-trigger.fullname" .)) .Values.secrets.existingSecret }}
+{{- end }}
+
+{{- define "kfp-gitops-trigger.rulesConfigMap" -}}
+{{- default (printf "%s-rules" (include "kfp-gitops-trigger.fullname" .)) .Values.rules.existingConfigMap }}
+{{- end }}
+
+{{/*
+The data of the created secrets Secret. Values given win; otherwise a key the Secret already
+has is kept (lookup; empty under `helm template`); the in-cluster tokens (storage,
+alertmanager, manual) are generated, since this chart configures both ends of them. The git
+host secrets must be given: the git host needs the same value.
+*/}}
+{{- define "kfp-gitops-trigger.secretData" -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "kfp-gitops-trigger.secretName" .) | default dict }}
+{{- $old := get $existing "data" | default dict }}
+{{- $generated := list "storage-token" "alertmanager-token" "manual-token" }}
+{{- range $key, $value := .Values.secrets.values }}
+{{- if $value }}
+{{ $key }}: {{ $value | b64enc | quote }}
+{{- else if hasKey $old $key }}
+{{ $key }}: {{ index $old $key | quote }}
+{{- else if has $key $generated }}
+{{ $key }}: {{ randAlphaNum 40 | b64enc | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The keys of the secrets Secret that exist, one per line. */}}
+{{- define "kfp-gitops-trigger.secretKeys" -}}
+{{- if .Values.secrets.existingSecret }}
+{{- range .Values.secrets.existingSecretKeys }}
+{{ . }}
+{{- end }}
+{{- else }}
+{{- range (include "kfp-gitops-trigger.secretData" . | fromYaml | keys | sortAlpha) }}
+{{ . }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* true when the inbox lives in PostgreSQL. */}}
+{{- define "kfp-gitops-trigger.usePostgres" -}}
+{{- if or .Values.database.dsn .Values.database.existingSecret }}true{{ end }}
+{{- end }}
+
+{{/* TRIGGER_MODEL_SERVER from modelServer.kind. */}}
+{{- define "kfp-gitops-trigger.modelServerSetting" -}}
+{{- if eq .Values.modelServer.kind "ovms" }}poll{{ else if eq .Values.modelServer.kind "kserve" }}kserve{{ else }}none{{ end }}
+{{- end }}
+
+{{/* In-cluster URL of a webhook route: http://<svc>.<ns>.svc:<port><path>. */}}
+{{- define "kfp-gitops-trigger.url" -}}
+{{- printf "http://%s.%s.svc:%d%s" (include "kfp-gitops-trigger.fullname" .root) .root.Release.Namespace (int .root.Values.service.port) .path }}
+{{- end }}

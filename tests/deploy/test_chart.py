@@ -1,0 +1,202 @@
+"""The Helm chart, checked without Helm (no Helm binary can be installed here): Chart.yaml,
+values.yaml and values.schema.json agree; every kind the kustomize overlays render has a
+template; templates only reference values that exist and their blocks balance."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import tomllib
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.deploy.conftest import (
+    CHART,
+    KUBECTL,
+    OVERLAYS,
+    REPO,
+    chart_templates,
+    chart_values,
+    render,
+)
+
+SCHEMA = json.loads((CHART / "values.schema.json").read_text())
+
+
+def _validator() -> jsonschema.Draft7Validator:
+    jsonschema.Draft7Validator.check_schema(SCHEMA)
+    return jsonschema.Draft7Validator(SCHEMA)
+
+
+def test_chart_yaml() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["apiVersion"] == "v2"
+    assert chart["name"] == CHART.name
+    assert chart["type"] == "application"
+    assert re.fullmatch(r"\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?", chart["version"])
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert chart["appVersion"] == project["version"], "appVersion follows the package version"
+
+
+def test_default_values_validate_against_the_schema() -> None:
+    errors = [
+        f"{list(e.absolute_path)}: {e.message}" for e in _validator().iter_errors(chart_values())
+    ]
+    assert not errors, errors
+
+
+def _set(values: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(values)
+    node = out
+    *parents, leaf = path.split(".")
+    for p in parents:
+        node = node[p]
+    node[leaf] = value
+    return out
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("replicaCount", 2),  # several replicas without PostgreSQL
+        ("modelServer.kind", "triton"),
+        ("settings.backend", "kubeflow"),
+        ("settings.kfp.host", "ml-pipeline:8888"),
+        ("models.root", "models"),
+        ("models.pvc.accessModes", []),
+        ("monitoring.prometheusRule.drift.for", "15 minutes"),
+        ("secrets.values", {"github": "x"}),
+        ("settings.kfp.tokenAudience", ""),
+        ("database.dsn", "mysql://x"),
+        ("settings.logLevel", "LOUD"),
+        ("settings.unknownSetting", 1),
+    ],
+)
+def test_schema_rejects_bad_values(path: str, value: Any) -> None:
+    assert list(_validator().iter_errors(_set(chart_values(), path, value))), (
+        f"{path}={value!r} accepted"
+    )
+
+
+def test_schema_accepts_the_documented_variants() -> None:
+    v = chart_values()
+    for variant in (
+        _set(_set(v, "replicaCount", 2), "database.existingSecret", "trigger-service-db"),
+        _set(_set(v, "replicaCount", 3), "database.dsn", "postgresql+psycopg://u:p@db:5432/t"),
+        _set(v, "modelServer.kind", "kserve"),
+        _set(v, "modelServer.kind", "none"),
+        _set(_set(v, "ingress.enabled", True), "route.enabled", True),
+        _set(v, "secrets.existingSecret", "my-secrets"),
+    ):
+        errors = [e.message for e in _validator().iter_errors(variant)]
+        assert not errors, errors
+
+
+def _template_kinds() -> set[str]:
+    kinds: set[str] = set()
+    for text in chart_templates().values():
+        kinds |= set(re.findall(r"^kind:\s*([A-Za-z]+)\s*$", text, flags=re.M))
+    return kinds
+
+
+@pytest.mark.skipif(
+    KUBECTL is None, reason="kubectl is not installed: kustomize overlays cannot be rendered"
+)
+def test_every_rendered_kind_has_a_template() -> None:
+    rendered = {
+        o["kind"]
+        for target in ["base", *(f"overlays/{o}" for o in OVERLAYS)]
+        for o in render(target)
+    }
+    missing = rendered - _template_kinds()
+    assert not missing, f"kinds rendered by kustomize without a chart template: {sorted(missing)}"
+
+
+def _value_paths(node: Any, prefix: str = "") -> set[str]:
+    paths = {prefix} if prefix else set()
+    if isinstance(node, dict):
+        for k, v in node.items():
+            paths |= _value_paths(v, f"{prefix}.{k}" if prefix else str(k))
+    return paths
+
+
+VALUES_REF = re.compile(r"\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
+ALIAS = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)\s*:?=\s*\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
+
+
+def test_templates_reference_only_existing_values() -> None:
+    known = _value_paths(chart_values())
+    unknown = []
+    for name, text in chart_templates().items():
+        refs = {m.group(1).lstrip(".") for m in VALUES_REF.finditer(text)}
+        # `$rule := .Values.monitoring.prometheusRule` then `$rule.drift.metric`.
+        for alias, target in ALIAS.findall(text):
+            for m in re.finditer(rf"\${alias}((?:\.[A-Za-z_][A-Za-z0-9_]*)+)", text):
+                refs.add(target.lstrip(".") + m.group(1))
+        unknown += [f"{name}: .Values.{r}" for r in sorted(refs) if r not in known]
+    assert not unknown, (
+        "templates reference values that values.yaml does not define:\n" + "\n".join(unknown)
+    )
+
+
+def test_every_value_is_used() -> None:
+    text = "\n".join(chart_templates().values())
+    used = {m.group(1).lstrip(".") for m in VALUES_REF.finditer(text)}
+    for alias, target in ALIAS.findall(text):
+        for m in re.finditer(rf"\${alias}((?:\.[A-Za-z_][A-Za-z0-9_]*)+)", text):
+            used.add(target.lstrip(".") + m.group(1))
+    prefixes = {u.split(".")[0] for u in used} | {
+        ".".join(u.split(".")[:i]) for u in used for i in range(1, u.count(".") + 2)
+    }
+    values = chart_values()
+    unused = [
+        p
+        for p in sorted(_value_paths(values))
+        if p not in prefixes and not any(p.startswith(u + ".") for u in used)
+    ]
+    assert not unused, f"values nothing reads: {unused}"
+
+
+ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
+
+
+@pytest.mark.parametrize("name", sorted(chart_templates()))
+def test_template_blocks_balance(name: str) -> None:
+    text = chart_templates()[name]
+    depth = 0
+    for m in ACTION.finditer(text):
+        body = m.group(1)
+        if body.startswith("/*") or body.startswith("`"):
+            continue
+        word = body.split(None, 1)[0] if body else ""
+        if word in {"if", "range", "with", "define", "block"}:
+            depth += 1
+        elif word == "end":
+            depth -= 1
+            assert depth >= 0, f"{name}: unexpected end at offset {m.start()}"
+    assert depth == 0, f"{name}: {depth} unclosed block(s)"
+
+
+@pytest.mark.parametrize("name", sorted(n for n in chart_templates() if n.endswith(".yaml")))
+def test_template_is_yaml_once_actions_are_blanked(name: str) -> None:
+    """Replacing each action by a placeholder must leave parseable YAML documents: catches
+    broken indentation and stray characters in the static parts."""
+    text = chart_templates()[name]
+    out = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        # Lines that are only control actions vanish in the output.
+        if re.fullmatch(
+            r"(\{\{-?\s*(?:(?:if|else|end|range|with|define|fail)\b|\$\w+\s*:?=).*?-?\}\}\s*)+",
+            stripped,
+        ):
+            continue
+        if re.fullmatch(r"\{\{-?\s*(include|toYaml).*\|\s*nindent.*\}\}", stripped):
+            continue
+        out.append(ACTION.sub("x", line))
+    for doc in yaml.safe_load_all("\n".join(out)):
+        assert doc is None or isinstance(doc, dict), f"{name}: a document is not a mapping"

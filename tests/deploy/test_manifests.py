@@ -1,0 +1,488 @@
+"""The kustomize base and overlays: they render, every core object validates against the
+Kubernetes API schemas (offline, kubernetes-validate), custom resources carry what their
+operators require, references resolve, and the workloads are hardened."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.deploy.conftest import (
+    BASE_NAMESPACE,
+    EXTERNAL_SECRETS,
+    K8S_VERSION,
+    OVERLAYS,
+    SECRET_NAME,
+    SERVICE_NAME,
+    container,
+    env_of,
+    find,
+    one,
+    render,
+    workloads,
+)
+from tests.deploy.crd_schemas import CUSTOM_RESOURCES
+
+# Each test that renders skips through render() when kubectl is absent.
+
+ALL_TARGETS = ["base", *(f"overlays/{o}" for o in sorted(OVERLAYS))]
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "StorageClass"}
+# TRIGGER_<NAME>_FILE of a webhook or git secret (not TRIGGER_KFP_CA_FILE).
+SECRET_FILE_SUFFIXES = ("_SECRET_FILE", "_TOKEN_FILE")
+SERVICE_METRICS = {
+    "trigger_events_received_total",
+    "trigger_dead_letters_total",
+    "trigger_inbox_depth",
+    "trigger_submit_failures_total",
+    "trigger_runs_total",
+    "trigger_decisions_total",
+}
+
+
+def test_kubernetes_validate_works_offline_for_the_target_version() -> None:
+    # A known-good and a known-bad object: proves the bundled schemas are used (no network).
+    good = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {}}
+    assert kubernetes_validate.validate(good, K8S_VERSION, strict=True) == K8S_VERSION
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate({**good, "dat": {}}, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("target", ALL_TARGETS)
+def test_renders_and_every_object_validates(target: str) -> None:
+    objs = render(target)
+    assert objs, f"{target} rendered nothing"
+    problems = []
+    for obj in objs:
+        ident = f"{obj['kind']}/{obj['metadata']['name']}"
+        schema = CUSTOM_RESOURCES.get((obj["apiVersion"], obj["kind"]))
+        if schema is not None:
+            for err in jsonschema.Draft202012Validator(schema).iter_errors(obj):
+                problems.append(f"{ident}: {'/'.join(map(str, err.absolute_path))}: {err.message}")
+            continue
+        try:
+            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+        except kubernetes_validate.SchemaNotFoundError as e:
+            problems.append(f"{ident}: not a core kind and no CR check: {e.message}")
+        except kubernetes_validate.ValidationError as e:
+            problems.append(f"{ident}: {'/'.join(map(str, e.path))}: {e.message}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("target", ALL_TARGETS)
+def test_names_are_unique_and_namespaced(target: str) -> None:
+    objs = render(target)
+    ids = [(o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in objs]
+    assert len(ids) == len(set(ids))
+    expected = OVERLAYS.get(target.removeprefix("overlays/"), BASE_NAMESPACE)
+    for o in objs:
+        if o["kind"] not in CLUSTER_SCOPED:
+            assert o["metadata"].get("namespace") == expected, o["metadata"]["name"]
+        assert o["metadata"]["labels"]["app.kubernetes.io/part-of"] == "kfp-gitops-trigger"
+
+
+def _pod_refs(pod: dict[str, Any]) -> dict[str, set[str]]:
+    refs: dict[str, set[str]] = {
+        "ConfigMap": set(),
+        "Secret": set(),
+        "PersistentVolumeClaim": set(),
+    }
+    for v in pod.get("volumes", []):
+        if "configMap" in v:
+            refs["ConfigMap"].add(v["configMap"]["name"])
+        if "secret" in v:
+            refs["Secret"].add(v["secret"]["secretName"])
+        if "persistentVolumeClaim" in v:
+            refs["PersistentVolumeClaim"].add(v["persistentVolumeClaim"]["claimName"])
+    for c in pod.get("containers", []) + pod.get("initContainers", []):
+        for e in c.get("env", []):
+            src = e.get("valueFrom", {})
+            if "secretKeyRef" in src:
+                refs["Secret"].add(src["secretKeyRef"]["name"])
+            if "configMapKeyRef" in src:
+                refs["ConfigMap"].add(src["configMapKeyRef"]["name"])
+        for e in c.get("envFrom", []):
+            if "configMapRef" in e:
+                refs["ConfigMap"].add(e["configMapRef"]["name"])
+            if "secretRef" in e:
+                refs["Secret"].add(e["secretRef"]["name"])
+    return refs
+
+
+@pytest.mark.parametrize("name", sorted(OVERLAYS))
+def test_references_resolve(name: str) -> None:
+    objs = render(f"overlays/{name}")
+    have = {(o["kind"], o["metadata"]["name"]) for o in objs}
+    missing = []
+    for w in workloads(objs):
+        pod = w["spec"]["template"]["spec"]
+        for kind, names in _pod_refs(pod).items():
+            for n in names:
+                if (kind, n) not in have and not (kind == "Secret" and n in EXTERNAL_SECRETS[name]):
+                    missing.append(f"{w['metadata']['name']} -> {kind}/{n}")
+        sa = pod.get("serviceAccountName")
+        if sa:
+            assert ("ServiceAccount", sa) in have
+    # The AlertmanagerConfig's credentials live in the service's Secret.
+    amc = one(objs, "AlertmanagerConfig", SERVICE_NAME)
+    creds = amc["spec"]["receivers"][0]["webhookConfigs"][0]["httpConfig"]["authorization"]
+    assert creds["credentials"]["name"] == SECRET_NAME
+    assert creds["credentials"]["key"] == "alertmanager-token"
+    for rb in find(objs, "RoleBinding"):
+        assert ("Role", rb["roleRef"]["name"]) in have
+        for s in rb["subjects"]:
+            assert ("ServiceAccount", s["name"]) in have
+    for ing in find(objs, "Ingress"):
+        for rule in ing["spec"]["rules"]:
+            for p in rule["http"]["paths"]:
+                assert ("Service", p["backend"]["service"]["name"]) in have
+    for route in find(objs, "Route"):
+        assert ("Service", route["spec"]["to"]["name"]) in have
+    for isvc in find(objs, "InferenceService"):
+        runtime = isvc["spec"]["predictor"]["model"].get("runtime")
+        if runtime:
+            assert ("ServingRuntime", runtime) in have
+    assert not missing, missing
+    # A Secret the overlay generates must hold every key the service's env names.
+    for secret in find(objs, "Secret", SECRET_NAME):
+        keys = set(secret.get("data", {})) | set(secret.get("stringData", {}))
+        svc = container(one(objs, "Deployment", SERVICE_NAME), "trigger-service")
+        wanted = {
+            Path(e["value"]).name
+            for n, e in env_of(svc).items()
+            if n.endswith(SECRET_FILE_SUFFIXES) and "value" in e
+        }
+        assert wanted <= keys, f"Secret lacks {sorted(wanted - keys)}"
+
+
+def _labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+@pytest.mark.parametrize("name", sorted(OVERLAYS))
+def test_selectors_select_the_service_pods(name: str) -> None:
+    objs = render(f"overlays/{name}")
+    dep = one(objs, "Deployment", SERVICE_NAME)
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert _labels_match(dep["spec"]["selector"]["matchLabels"], pod_labels)
+    svc = one(objs, "Service", SERVICE_NAME)
+    assert _labels_match(svc["spec"]["selector"], pod_labels)
+    assert _labels_match(
+        one(objs, "PodDisruptionBudget", SERVICE_NAME)["spec"]["selector"]["matchLabels"],
+        pod_labels,
+    )
+    assert _labels_match(
+        one(objs, "NetworkPolicy", SERVICE_NAME)["spec"]["podSelector"]["matchLabels"], pod_labels
+    )
+    sm = one(objs, "ServiceMonitor", SERVICE_NAME)
+    assert _labels_match(sm["spec"]["selector"]["matchLabels"], svc["metadata"]["labels"])
+    port_names = {p["name"] for p in svc["spec"]["ports"]}
+    assert [e["port"] for e in sm["spec"]["endpoints"]] == ["http"] and "http" in port_names
+    assert sm["spec"]["endpoints"][0]["path"] == "/metrics"
+    for other in find(objs, "Service"):
+        if other["metadata"]["name"] == SERVICE_NAME:
+            continue
+        selected = [
+            d
+            for d in find(objs, "Deployment")
+            if _labels_match(other["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"])
+        ]
+        assert selected, f"Service {other['metadata']['name']} selects no pods"
+
+
+def _check_container_hardening(where: str, c: dict[str, Any]) -> list[str]:
+    sc = c.get("securityContext", {})
+    errs = []
+    if sc.get("allowPrivilegeEscalation") is not False:
+        errs.append(f"{where}: allowPrivilegeEscalation must be false")
+    if sc.get("readOnlyRootFilesystem") is not True:
+        errs.append(f"{where}: readOnlyRootFilesystem must be true")
+    if sc.get("capabilities", {}).get("drop") != ["ALL"]:
+        errs.append(f"{where}: capabilities.drop must be [ALL]")
+    if sc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+        errs.append(f"{where}: seccompProfile RuntimeDefault")
+    res = c.get("resources", {})
+    if not {"cpu", "memory"} <= set(res.get("requests", {})):
+        errs.append(f"{where}: cpu and memory requests")
+    if "memory" not in res.get("limits", {}):
+        errs.append(f"{where}: a memory limit")
+    if c.get("image", "").endswith(":latest") or ":" not in c.get("image", ""):
+        errs.append(f"{where}: image must carry a pinned tag, got {c.get('image')}")
+    return errs
+
+
+@pytest.mark.parametrize("name", sorted(OVERLAYS))
+def test_workloads_are_hardened(name: str) -> None:
+    objs = render(f"overlays/{name}")
+    errs = []
+    for w in workloads(objs):
+        pod = w["spec"]["template"]["spec"]
+        where = f"{w['kind']}/{w['metadata']['name']}"
+        psc = pod.get("securityContext", {})
+        if psc.get("runAsNonRoot") is not True:
+            errs.append(f"{where}: pod runAsNonRoot")
+        if psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+            errs.append(f"{where}: pod seccompProfile RuntimeDefault")
+        for c in pod["containers"]:
+            errs += _check_container_hardening(f"{where}/{c['name']}", c)
+    for sr in find(objs, "ServingRuntime"):
+        for c in sr["spec"]["containers"]:
+            errs += _check_container_hardening(f"ServingRuntime/{sr['metadata']['name']}", c)
+    assert not errs, "\n".join(errs)
+
+
+@pytest.mark.parametrize("name", sorted(OVERLAYS))
+def test_trigger_service_deployment_shape(name: str) -> None:
+    objs = render(f"overlays/{name}")
+    dep = one(objs, "Deployment", SERVICE_NAME)
+    pod = dep["spec"]["template"]["spec"]
+    c = container(dep, "trigger-service")
+    env = env_of(c)
+    assert [p["containerPort"] for p in c["ports"] if p["name"] == "http"] == [8080]
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["startupProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert env["TRIGGER_HOST"]["value"] == "0.0.0.0"
+    assert env["TRIGGER_BACKEND"]["value"] == "kfp"
+
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+
+    def volume_for(path: str) -> tuple[str, dict[str, Any]]:
+        best = max(
+            (m for m in mounts if path == m or path.startswith(m.rstrip("/") + "/")), key=len
+        )
+        return best, volumes[mounts[best]["name"]]
+
+    # Writable: the git cache and (with SQLite) the database sit on a writable volume.
+    writable = [env["TRIGGER_GIT_CACHE_DIR"]["value"], c["workingDir"], "/tmp"]
+    db = env["TRIGGER_DATABASE_URL"]
+    if "value" in db:
+        assert db["value"].startswith("sqlite:////")
+        writable.append(db["value"].removeprefix("sqlite:///"))
+        assert dep["spec"]["strategy"]["type"] == "Recreate"
+        assert dep["spec"]["replicas"] == 1
+        claim = volume_for(db["value"].removeprefix("sqlite:///"))[1]["persistentVolumeClaim"][
+            "claimName"
+        ]
+        pvc = one(objs, "PersistentVolumeClaim", claim)
+        assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
+    else:
+        assert db["valueFrom"]["secretKeyRef"]["key"] == "dsn"
+        assert dep["spec"]["strategy"]["type"] == "RollingUpdate"
+        assert one(objs, "PodDisruptionBudget", SERVICE_NAME)["spec"].get("minAvailable") == 1
+    for path in writable:
+        mount, vol = volume_for(path)
+        assert not mounts[mount].get("readOnly"), path
+        assert "emptyDir" in vol or "persistentVolumeClaim" in vol, path
+
+    # Rules from the ConfigMap, secrets from the Secret as files, read-only.
+    rules_mount, rules_vol = volume_for(env["TRIGGER_RULES_PATH"]["value"])
+    assert "configMap" in rules_vol and mounts[rules_mount]["readOnly"]
+    cm = one(objs, "ConfigMap", rules_vol["configMap"]["name"])
+    assert Path(env["TRIGGER_RULES_PATH"]["value"]).name in cm["data"]
+    yaml.safe_load(cm["data"]["rules.yaml"])
+    for n, e in env.items():
+        if n.endswith(SECRET_FILE_SUFFIXES):
+            m, vol = volume_for(e["value"])
+            assert vol.get("secret", {}).get("secretName") == SECRET_NAME, n
+            assert mounts[m]["readOnly"]
+
+    # The KFP token: a projected service-account token for the KFP audience.
+    token_path = env["TRIGGER_KFP_TOKEN_PATH"]["value"]
+    m, vol = volume_for(token_path)
+    (source,) = vol["projected"]["sources"]
+    assert source["serviceAccountToken"]["audience"] == "pipelines.kubeflow.org"
+    assert Path(m, source["serviceAccountToken"]["path"]) == Path(token_path)
+    assert mounts[m]["readOnly"]
+
+
+@pytest.mark.parametrize("name", sorted(OVERLAYS))
+def test_rbac_is_least_privilege(name: str) -> None:
+    objs = render(f"overlays/{name}")
+    assert not find(objs, "ClusterRole") and not find(objs, "ClusterRoleBinding")
+    rules = [r for role in find(objs, "Role") for r in role["rules"]]
+    allowed = {
+        "pipelines.kubeflow.org": {"get", "list", "create", "terminate"},
+        "serving.kserve.io": {"get", "patch"},
+        "datasciencepipelinesapplications.opendatahub.io": {"get"},
+    }
+    for r in rules:
+        assert "*" not in r["verbs"] and "*" not in r["resources"] and "*" not in r["apiGroups"]
+        for group in r["apiGroups"]:
+            assert group in allowed, f"unexpected API group {group!r}"
+            assert set(r["verbs"]) <= allowed[group], r
+        if "serving.kserve.io" in r["apiGroups"]:
+            assert r["resources"] == ["inferenceservices"] and sorted(r["verbs"]) == [
+                "get",
+                "patch",
+            ]
+    for sa in find(objs, "ServiceAccount"):
+        assert sa["metadata"]["name"] == SERVICE_NAME
+
+
+@pytest.mark.parametrize("name", sorted(OVERLAYS))
+def test_network_policy(name: str) -> None:
+    objs = render(f"overlays/{name}")
+    np = one(objs, "NetworkPolicy", SERVICE_NAME)
+    assert sorted(np["spec"]["policyTypes"]) == ["Egress", "Ingress"]
+    ingress_ports = [p["port"] for rule in np["spec"]["ingress"] for p in rule["ports"]]
+    assert set(ingress_ports) == {"http"}
+    sources = {
+        peer["namespaceSelector"]["matchLabels"].get("kubernetes.io/metadata.name")
+        for rule in np["spec"]["ingress"]
+        for peer in rule["from"]
+        if "namespaceSelector" in peer
+    }
+    assert {"monitoring", "minio"} <= sources
+    egress_ports = {p["port"] for rule in np["spec"]["egress"] for p in rule.get("ports", [])}
+    assert {53, 443} <= egress_ports
+    if (
+        "value"
+        not in env_of(container(one(objs, "Deployment", SERVICE_NAME), "trigger-service"))[
+            "TRIGGER_DATABASE_URL"
+        ]
+    ):
+        assert 5432 in egress_ports
+
+
+@pytest.mark.parametrize("name", sorted(OVERLAYS))
+def test_webhook_urls_name_the_rendered_service(name: str) -> None:
+    objs = render(f"overlays/{name}")
+    svc = one(objs, "Service", SERVICE_NAME)
+    port = next(p["port"] for p in svc["spec"]["ports"] if p["name"] == "http")
+    base = f"http://{svc['metadata']['name']}.{svc['metadata']['namespace']}.svc:{port}"
+    amc = one(objs, "AlertmanagerConfig", SERVICE_NAME)
+    hook = amc["spec"]["receivers"][0]["webhookConfigs"][0]
+    assert hook["url"] == f"{base}/webhooks/alertmanager"
+    assert hook["sendResolved"] is True
+    assert hook["httpConfig"]["authorization"]["type"] == "Bearer"
+    route = amc["spec"]["route"]
+    assert route["receiver"] == amc["spec"]["receivers"][0]["name"]
+    assert {"name": "alertname", "value": "ModelDrift"} in [
+        {k: m[k] for k in ("name", "value")} for m in route["matchers"]
+    ]
+    job_env = env_of(
+        one(objs, "Job", "trigger-service-minio-notification")["spec"]["template"]["spec"][
+            "containers"
+        ][0]
+    )
+    assert job_env["WEBHOOK_ENDPOINT"]["value"] == f"{base}/webhooks/storage"
+
+
+@pytest.mark.parametrize("name", sorted(OVERLAYS))
+def test_minio_job_configures_the_notification(name: str) -> None:
+    objs = render(f"overlays/{name}")
+    job = one(objs, "Job", "trigger-service-minio-notification")
+    c = job["spec"]["template"]["spec"]["containers"][0]
+    script = c["args"][0]
+    # The issue's commands: notify_webhook:trigger with the auth token, a restart, then
+    # `mc event add ALIAS/songs arn:minio:sqs::trigger:webhook --event put --prefix songs/
+    # --suffix .csv`.
+    env = {k: v["value"] for k, v in env_of(c).items() if "value" in v}
+    expanded = re.sub(r"\$(\w+)", lambda m: env.get(m.group(1), m.group(0)), script).replace(
+        '"', ""
+    )
+    assert "mc admin config set target notify_webhook:trigger \\\n" in expanded
+    assert "auth_token=$(cat /etc/trigger/secrets/storage-token)" in expanded
+    assert "mc admin service restart target" in expanded
+    assert re.search(
+        r"mc event add target/songs arn:minio:sqs::trigger:webhook\s*\\\s*"
+        r"--event put --prefix songs/ --suffix \.csv",
+        expanded,
+    ), expanded
+    vol = job["spec"]["template"]["spec"]["volumes"]
+    assert {
+        "secretName": SECRET_NAME,
+        "items": [{"key": "storage-token", "path": "storage-token"}],
+    } in [v.get("secret") for v in vol]
+
+
+def _rules(objs: tuple[dict[str, Any], ...]) -> dict[str, dict[str, Any]]:
+    pr = one(objs, "PrometheusRule", SERVICE_NAME)
+    return {r["alert"]: r for g in pr["spec"]["groups"] for r in g["rules"] if "alert" in r}
+
+
+@pytest.mark.parametrize("name", sorted(OVERLAYS))
+def test_prometheus_rules(name: str) -> None:
+    alerts = _rules(render(f"overlays/{name}"))
+    drift = alerts["ModelDrift"]
+    assert drift["labels"] == {"model": "songs", "severity": "warning"}
+    assert drift["for"] == "15m"
+    assert 'model_drift_score{model="songs"}' in drift["expr"] and "> 0.3" in drift["expr"]
+    # The drift alert must keep the namespace label: the operator adds a namespace matcher to
+    # the AlertmanagerConfig route.
+    assert "by (namespace, model)" in drift["expr"]
+    exprs = " ".join(r["expr"] for r in alerts.values())
+    assert "trigger_dead_letters_total" in exprs
+    assert "trigger_submit_failures_total" in exprs
+    used = set(re.findall(r"\btrigger_[a-z_]+", exprs))
+    assert used <= SERVICE_METRICS, f"unknown service metrics: {used - SERVICE_METRICS}"
+
+
+PROMTOOL = shutil.which("promtool")
+
+
+# A promtool unit test: the drift alert fires after 15 minutes above 0.3, with the labels the
+# AlertmanagerConfig route and the service's drift trigger match on.
+PROMTOOL_TEST = """
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'model_drift_score{model="songs",namespace="songs"}'
+        values: "0.1 0.5x30"
+      - series: 'trigger_dead_letters_total{namespace="songs",job="trigger-service"}'
+        values: "0 0 1 1 1"
+    alert_rule_test:
+      - eval_time: 10m
+        alertname: ModelDrift
+        exp_alerts: []
+      - eval_time: 20m
+        alertname: ModelDrift
+        exp_alerts:
+          - exp_labels: {alertname: ModelDrift, model: songs, namespace: songs, severity: warning}
+            exp_annotations:
+              summary: Model songs drifted (score 0.50)
+              description: >-
+                The drift score of the served model songs in songs has been above 0.3 for 15m.
+                Alertmanager sends this alert to the trigger service, which decides whether to
+                retrain.
+      - eval_time: 4m
+        alertname: TriggerDeadLetters
+        exp_alerts:
+          - exp_labels:
+              alertname: TriggerDeadLetters
+              namespace: songs
+              job: trigger-service
+              severity: warning
+            exp_annotations:
+              summary: Events were dead-lettered (1 in 15m)
+              description: >-
+                An event failed permanently or ran out of retries. See GET /events for the
+                reason.
+"""
+
+
+@pytest.mark.skipif(
+    PROMTOOL is None, reason="promtool (Debian package prometheus) is not installed"
+)
+def test_promtool_accepts_the_rules(tmp_path: Path) -> None:
+    pr = one(render("overlays/prod"), "PrometheusRule", SERVICE_NAME)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump({"groups": pr["spec"]["groups"]}))
+    check = [PROMTOOL, "check", "rules", str(rules)]
+    proc = subprocess.run(check, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    test = tmp_path / "test.yaml"
+    test.write_text(yaml.safe_dump({"rule_files": [str(rules)], **yaml.safe_load(PROMTOOL_TEST)}))
+    run = [PROMTOOL, "test", "rules", str(test)]
+    proc = subprocess.run(run, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
