@@ -127,7 +127,17 @@ class Settings(BaseSettings):
         for name in (*SECRET_FIELDS.values(), "git_token"):
             path = getattr(self, f"{name}_file")
             if path is not None and getattr(self, name) is None:
-                setattr(self, name, SecretStr(Path(path).read_text().strip()))
+                try:
+                    value = Path(path).read_text().strip()
+                except OSError as exc:
+                    env = f"TRIGGER_{name.upper()}_FILE"
+                    raise ValueError(f"{env}={path} cannot be read: {exc.strerror}") from exc
+                setattr(self, name, SecretStr(value))
+            # An empty secret is no secret: the route refuses everything instead of accepting
+            # an HMAC keyed with "" or an empty bearer token.
+            current = getattr(self, name)
+            if current is not None and not current.get_secret_value():
+                setattr(self, name, None)
         return self
 
     def secret_for(self, route: str) -> str | None:

@@ -226,3 +226,19 @@ def test_a_bad_rules_file_refuses_the_start_naming_the_line(tmp_path: Path) -> N
     )
     assert done.returncode == 2
     assert "rules.yaml:8" in done.stderr, done.stderr
+
+
+def test_secret_files_are_read_and_an_empty_one_counts_as_unset(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from trigger_service.settings import Settings
+
+    (tmp_path / "github").write_text("s3cret\n")
+    (tmp_path / "storage").write_text("\n")
+    settings = Settings(
+        github_secret_file=tmp_path / "github", storage_token_file=tmp_path / "storage"
+    )
+    assert settings.secret_for("github") == "s3cret"
+    assert settings.secret_for("storage") is None
+    with pytest.raises(ValidationError, match="TRIGGER_GITLAB_TOKEN_FILE"):
+        Settings(gitlab_token_file=tmp_path / "missing")
