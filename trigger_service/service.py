@@ -115,6 +115,8 @@ class Services:
         models = ModelLinker(engine, settings.models_root, make_rollout(settings))
         worker_id = f"{socket.gethostname()}-{os.getpid()}"
         inbox = Inbox(engine, clock)
+        # A submission may fetch and compile the pipeline first: its lease must outlast that.
+        submit_lease = max(settings.claim_lease_seconds, settings.compile_timeout_seconds + 300)
         submitter = Submitter(
             engine,
             backend,
@@ -122,7 +124,7 @@ class Services:
             models,
             rules,
             worker_id,
-            settings.claim_lease_seconds,
+            submit_lease,
             settings.retry_base_seconds,
             settings.retry_max_seconds,
             settings.max_attempts,

@@ -106,6 +106,11 @@ class LocalBackend:
         state = _read_json(folder / "state.json")
         if not state:
             raise PermanentError(f"local run {external_id} does not exist")
+        if state["state"] in ("pending", "running"):
+            # After a restart the queue is found by polling: start the runner (and fail any
+            # run the previous process left half done).
+            self._ensure_runner()
+            state = _read_json(folder / "state.json")
         result = _read_json(folder / "result.json")
         params = _read_json(folder / "request.json").get("params", {})
         outputs = (
@@ -167,7 +172,12 @@ class LocalBackend:
                 self._wake.wait(1.0)
                 self._wake.clear()
                 continue
-            self._run(folder)
+            try:
+                self._run(folder)
+            except Exception as exc:  # one broken run folder must not stop the queue
+                log.exception("local run %s could not run", folder.name)
+                state = _read_json(folder / "state.json")
+                _write_json(folder / "state.json", {**state, "state": "failed", "error": repr(exc)})
 
     def stop(self) -> None:
         self._stop.set()
