@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -102,3 +103,53 @@ def chart_templates() -> dict[str, str]:
 @pytest.fixture(params=sorted(OVERLAYS))
 def overlay(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+# Labels of the KFP API server's pods, by Service name: Kubeflow's ml-pipeline, and the
+# Data Science Pipelines operator's ds-pipeline-<dspa> (its deployment template).
+KFP_API_POD_LABELS = {
+    "ml-pipeline": {"app": "ml-pipeline"},
+    "ds-pipeline-dspa": {
+        "app": "ds-pipeline-dspa",
+        "component": "data-science-pipelines",
+        "dspa": "dspa",
+    },
+}
+
+
+def kfp_egress_problems(policy: dict[str, Any], host: str, namespace: str) -> list[str]:
+    """Why the NetworkPolicy would not let the service reach TRIGGER_KFP_HOST
+    (http(s)://<service>.<namespace>.svc[.cluster.local][:port]) - empty if it does. The port
+    must be the host's (the Service's port equals its pods' port for ml-pipeline and the DSPA),
+    and the rule that admits it must allow no other port."""
+    url = urlsplit(host)
+    service, _, rest = (url.hostname or "").partition(".")
+    target_ns = rest.split(".")[0] or namespace
+    port = url.port or (443 if url.scheme == "https" else 80)
+    labels = KFP_API_POD_LABELS.get(service, {})
+
+    def admits(peer: dict[str, Any]) -> bool:
+        ns_sel = peer.get("namespaceSelector")
+        if ns_sel is None:
+            ns_ok = target_ns == namespace
+        else:
+            wanted = ns_sel.get("matchLabels", {})
+            ns_ok = all(
+                v == target_ns and k == "kubernetes.io/metadata.name" for k, v in wanted.items()
+            )
+        pod_sel = peer.get("podSelector", {}).get("matchLabels", {})
+        return ns_ok and all(labels.get(k) == v for k, v in pod_sel.items())
+
+    rules = [
+        r
+        for r in policy["spec"]["egress"]
+        if any(p.get("port") == port for p in r.get("ports", []))
+        and any(admits(peer) for peer in r.get("to", []))
+    ]
+    if not rules:
+        return [f"no egress rule admits {service} in {target_ns} on {port} ({host})"]
+    return [
+        f"the KFP egress rule allows more than port {port}: {r['ports']}"
+        for r in rules
+        if [p.get("port") for p in r["ports"]] != [port]
+    ]

@@ -171,6 +171,49 @@ def test_manifests_kserve_reads_the_published_layout(name: str) -> None:
         assert path == "/mnt/models" and int(poll) == 0
 
 
+def _service_models_root(objs: tuple[dict[str, Any], ...]) -> tuple[str, dict[str, Any]]:
+    """TRIGGER_MODELS_ROOT and the volume mounted there (read-only, or the test fails)."""
+    dep = one(objs, "Deployment", SERVICE_NAME)
+    c = container(dep, "trigger-service")
+    root = env_of(c)["TRIGGER_MODELS_ROOT"]["value"]
+    (mount,) = [m for m in c["volumeMounts"] if m["mountPath"] == root]
+    assert mount.get("readOnly") is True, "the service only reads the models volume"
+    (vol,) = [v for v in dep["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]]
+    assert vol["persistentVolumeClaim"].get("readOnly") is True
+    return root, vol
+
+
+@needs_kubectl
+@pytest.mark.parametrize("name", sorted(OVERLAYS))
+def test_manifests_service_reads_the_models_the_pipeline_publishes(name: str) -> None:
+    """The service finds a run's model (metadata.json) where the pipeline publishes it and the
+    model server reads it: same PVC, the pipeline's models_root, <root>/<model> served."""
+    objs = render(f"overlays/{name}")
+    root, vol = _service_models_root(objs)
+    assert root == MODELS_ROOT
+    assert vol["persistentVolumeClaim"]["claimName"] == PVC_NAME
+    for dep in find(objs, "Deployment", f"ovms-{MODEL_NAME}"):
+        path, model, _ = _ovms_model_path(container(dep, "ovms")["args"])
+        assert path == f"{root}/{model}"
+    for isvc in find(objs, "InferenceService"):
+        uri = isvc["spec"]["predictor"]["model"]["storageUri"]
+        # KServe mounts pvc://<claim>/<sub-path>; the service sees the claim at its root.
+        assert uri == f"pvc://{vol['persistentVolumeClaim']['claimName']}/{MODEL_NAME}"
+
+
+@needs_kubectl
+def test_service_models_root_is_the_pipelines(compiled: list[dict[str, Any]]) -> None:
+    """Directly: where the compiled pipeline publishes (models_root on the PVC pvc_name) is
+    where every overlay's service reads, and the chart's models.root / models.pvc.name."""
+    defaults = _root_defaults(compiled[0])
+    published = (defaults["models_root"], defaults["pvc_name"])
+    for name in OVERLAYS:
+        root, vol = _service_models_root(render(f"overlays/{name}"))
+        assert (root, vol["persistentVolumeClaim"]["claimName"]) == published, name
+    v = chart_values()["models"]
+    assert (v["root"], v["pvc"]["name"]) == published
+
+
 # --- the chart --------------------------------------------------------------------------------
 
 
@@ -199,9 +242,14 @@ def test_chart_and_manifests_share_names_and_paths() -> None:
     assert v["settings"]["kfp"]["host"] == env["TRIGGER_KFP_HOST"]["value"]
     assert v["settings"]["backend"] == env["TRIGGER_BACKEND"]["value"]
     text = chart_templates()["deployment.yaml"]
-    for var in ("TRIGGER_RULES_PATH", "TRIGGER_GIT_CACHE_DIR", "TRIGGER_KFP_TOKEN_PATH"):
+    for var in ("TRIGGER_RULES_PATH", "TRIGGER_GIT_CACHE_DIR"):
         assert re.search(rf"name: {var}\n\s+value: {re.escape(env[var]['value'])}\n", text), var
     assert env["TRIGGER_DATABASE_URL"]["value"] in text
+    # The projected KFP token's path is the chart's default for settings.kfp.tokenPath.
+    token = env["TRIGGER_KFP_TOKEN_PATH"]["value"]
+    assert not v["settings"]["kfp"]["tokenPath"]
+    assert f'default "{token}" .Values.settings.kfp.tokenPath' in chart_templates()["_helpers.tpl"]
+    assert env["TRIGGER_MODELS_ROOT"]["value"] == v["models"]["root"]
     kustomize_image = yaml.safe_load((REPO / "manifests/base/kustomization.yaml").read_text())[
         "images"
     ][0]
@@ -291,7 +339,12 @@ def test_settings_accept_the_manifest_env(
     assert s.backend == "kfp"
     assert s.port == PORT
     assert s.host == "0.0.0.0"
-    assert s.kfp_token_path == Path("/var/run/secrets/kubeflow/pipelines/token")
+    if name == "openshift":  # the DSPA's proxy checks the pod's own token
+        assert s.kfp_token_path == Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+        assert s.kfp_ca_file == Path("/var/run/secrets/kubernetes.io/serviceaccount/service-ca.crt")
+    else:
+        assert s.kfp_token_path == Path("/var/run/secrets/kubeflow/pipelines/token")
+    assert s.models_root == Path(MODELS_ROOT)
     assert s.git_cache_dir == Path("/var/lib/trigger/git-cache")
     assert s.rules_path.name == "rules.yaml"
     for route in ("github", "gitlab", "gitea", "storage", "alertmanager", "manual"):

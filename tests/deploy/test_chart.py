@@ -71,6 +71,9 @@ def _set(values: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("monitoring.prometheusRule.drift.for", "15 minutes"),
         ("secrets.values", {"github": "x"}),
         ("settings.kfp.tokenAudience", ""),
+        ("settings.kfp.tokenPath", "token"),  # relative: the service's working directory
+        ("networkPolicy.kfp.ports", [0]),
+        ("networkPolicy.kfp.namespace", "Kubeflow"),
         ("database.dsn", "mysql://x"),
         ("settings.logLevel", "LOUD"),
         ("settings.unknownSetting", 1),

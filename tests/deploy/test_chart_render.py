@@ -24,17 +24,24 @@ from tests.deploy.conftest import (
     CHART,
     K8S_VERSION,
     KUBECTL,
+    SECRET_NAME,
     SERVICE_NAME,
     chart_values,
     container,
     env_of,
     find,
+    kfp_egress_problems,
     one,
     render,
     workloads,
 )
 from tests.deploy.crd_schemas import CUSTOM_RESOURCES
-from tests.deploy.test_manifests import _check_container_hardening
+from tests.deploy.test_agreement import _service_models_root
+from tests.deploy.test_manifests import (
+    SA_TOKEN_DIR,
+    _check_container_hardening,
+    assert_secret_files_are_volume_items,
+)
 
 GO = shutil.which("go")
 pytestmark = pytest.mark.skipif(
@@ -86,6 +93,12 @@ SCENARIOS: dict[str, tuple[str, dict[str, Any], str | None]] = {
             "rbac.dspaName": "dspa",
             "settings.kfp.host": "https://ds-pipeline-dspa.songs-ai.svc.cluster.local:8443",
             "settings.kfp.caFile": "/var/run/secrets/kubernetes.io/serviceaccount/service-ca.crt",
+            "settings.kfp.tokenPath": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+            "networkPolicy.kfp": {
+                "namespace": "",
+                "podLabels": {"app": "ds-pipeline-dspa", "component": "data-science-pipelines"},
+                "ports": [],
+            },
             "podSecurityContext": {
                 "runAsNonRoot": True,
                 "seccompProfile": {"type": "RuntimeDefault"},
@@ -292,6 +305,86 @@ def test_postgres_dsn_scenario() -> None:
     assert env["TRIGGER_MODEL_SERVER"]["value"] == "none"
 
 
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_chart_secret_files_are_volume_items(scenario: str) -> None:
+    """Each TRIGGER_*_FILE is an item of the Secret volume, and a Secret the chart makes holds
+    every item's key: no setting names a file that is not there."""
+    objs = rendered(scenario)
+    dep = one(objs, "Deployment", SERVICE_NAME)
+    assert_secret_files_are_volume_items(dep)
+    (vol,) = [v for v in dep["spec"]["template"]["spec"]["volumes"] if "secret" in v]
+    keys = {i["key"] for i in vol["secret"]["items"]}
+    for secret in find(objs, "Secret", SECRET_NAME):
+        assert keys <= set(secret["data"]), sorted(keys - set(secret["data"]))
+    if SCENARIOS[scenario][1].get("secrets.existingSecret"):
+        assert keys == set(SCENARIOS[scenario][1]["secrets.existingSecretKeys"])
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_chart_mounts_the_models_pvc_read_only(scenario: str) -> None:
+    values = _with(chart_values(), SCENARIOS[scenario][1])
+    root, vol = _service_models_root(rendered(scenario))
+    assert root == values["models"]["root"]
+    assert vol["persistentVolumeClaim"]["claimName"] == values["models"]["pvc"]["name"]
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_chart_kfp_token(scenario: str) -> None:
+    dep = one(rendered(scenario), "Deployment", SERVICE_NAME)
+    pod = dep["spec"]["template"]["spec"]
+    env = env_of(container(dep, "trigger-service"))
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert pod["automountServiceAccountToken"] is True
+    if scenario == "openshift":  # the pod's own token, for the DSPA's proxy
+        assert env["TRIGGER_KFP_TOKEN_PATH"]["value"] == f"{SA_TOKEN_DIR}/token"
+        assert "kfp-token" not in volumes
+    else:
+        assert env["TRIGGER_KFP_TOKEN_PATH"]["value"] == "/var/run/secrets/kubeflow/pipelines/token"
+        (source,) = volumes["kfp-token"]["projected"]["sources"]
+        assert source["serviceAccountToken"]["audience"] == "pipelines.kubeflow.org"
+
+
+@pytest.mark.parametrize("scenario", [s for s in sorted(SCENARIOS) if s != "postgres-dsn"])
+def test_chart_kfp_egress_follows_the_host(scenario: str) -> None:
+    objs = rendered(scenario)
+    np = one(objs, "NetworkPolicy", SERVICE_NAME)
+    host = env_of(container(one(objs, "Deployment", SERVICE_NAME), "trigger-service"))[
+        "TRIGGER_KFP_HOST"
+    ]["value"]
+    problems = kfp_egress_problems(np, host, np["metadata"]["namespace"])
+    assert not problems, problems
+
+
+@pytest.mark.parametrize(
+    ("host", "ports", "expected"),
+    [
+        ("http://ml-pipeline.kubeflow.svc.cluster.local:8888", [], [8888]),
+        ("https://ml-pipeline.kubeflow.svc.cluster.local", [], [443]),
+        ("http://ml-pipeline.kubeflow.svc.cluster.local", [], [80]),
+        # The UI's Service maps 80 to its pods' 3000: the policy needs the pods' port.
+        ("http://ml-pipeline-ui.kubeflow.svc.cluster.local", [3000], [3000]),
+    ],
+)
+def test_chart_kfp_egress_ports(
+    host: str, ports: list[int], expected: list[int], tmp_path: Path
+) -> None:
+    proc = helm_template(
+        "songs", {"settings.kfp.host": host, "networkPolicy.kfp.ports": ports}, tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    (np,) = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    (rule,) = [
+        r
+        for r in np["spec"]["egress"]
+        if any("kubernetes.io/metadata.name" in str(peer) for peer in r.get("to", []))
+    ]
+    assert rule["to"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kubeflow"}}}
+    ]
+    assert [p["port"] for p in rule["ports"]] == expected
+
+
 # --- the chart and the kustomize overlays produce the same objects ---------------------------
 
 COMPARED = [s for s, (_, _, overlay) in SCENARIOS.items() if overlay]
@@ -324,11 +417,14 @@ def _pod_shape(dep: dict[str, Any]) -> dict[str, Any]:
     volumes = {v["name"]: {k: v[k] for k in v if k != "name"} for v in pod["volumes"]}
     for v in volumes.values():
         v.get("configMap", {}).pop("name", None)  # kustomize hashes the rules ConfigMap's name
+        if "items" in v.get("secret", {}):  # the chart lists a Secret's keys sorted
+            v["secret"]["items"] = sorted(v["secret"]["items"], key=lambda i: i["key"])
     return {
         "replicas": dep["spec"]["replicas"],
         "strategy": dep["spec"]["strategy"]["type"],
         "selector": dep["spec"]["selector"],
         "serviceAccountName": pod["serviceAccountName"],
+        "automountServiceAccountToken": pod.get("automountServiceAccountToken"),
         "podSecurityContext": pod["securityContext"],
         "volumes": volumes,
         "mounts": sorted(

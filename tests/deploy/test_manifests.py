@@ -17,6 +17,7 @@ import yaml
 
 from tests.deploy.conftest import (
     BASE_NAMESPACE,
+    DOCS,
     EXTERNAL_SECRETS,
     K8S_VERSION,
     OVERLAYS,
@@ -25,11 +26,14 @@ from tests.deploy.conftest import (
     container,
     env_of,
     find,
+    kfp_egress_problems,
     one,
     render,
     workloads,
 )
 from tests.deploy.crd_schemas import CUSTOM_RESOURCES
+
+KUBEFLOW_DOC = DOCS.with_name("kubeflow.md")
 
 # Each test that renders skips through render() when kubectl is absent.
 
@@ -37,6 +41,9 @@ ALL_TARGETS = ["base", *(f"overlays/{o}" for o in sorted(OVERLAYS))]
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "StorageClass"}
 # TRIGGER_<NAME>_FILE of a webhook or git secret (not TRIGGER_KFP_CA_FILE).
 SECRET_FILE_SUFFIXES = ("_SECRET_FILE", "_TOKEN_FILE")
+SECRETS_DIR = "/etc/trigger/secrets"
+# The pod's own service-account token and, on OpenShift, the service CA next to it.
+SA_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 SERVICE_METRICS = {
     "trigger_events_received_total",
     "trigger_dead_letters_total",
@@ -150,15 +157,18 @@ def test_references_resolve(name: str) -> None:
         if runtime:
             assert ("ServingRuntime", runtime) in have
     assert not missing, missing
-    # A Secret the overlay generates must hold every key the service's env names.
+    # A Secret the overlay generates must hold every key the service's env names and its
+    # volume lists.
     for secret in find(objs, "Secret", SECRET_NAME):
         keys = set(secret.get("data", {})) | set(secret.get("stringData", {}))
-        svc = container(one(objs, "Deployment", SERVICE_NAME), "trigger-service")
+        dep = one(objs, "Deployment", SERVICE_NAME)
         wanted = {
             Path(e["value"]).name
-            for n, e in env_of(svc).items()
+            for n, e in env_of(container(dep, "trigger-service")).items()
             if n.endswith(SECRET_FILE_SUFFIXES) and "value" in e
         }
+        (vol,) = [v for v in dep["spec"]["template"]["spec"]["volumes"] if "secret" in v]
+        wanted |= {i["key"] for i in vol["secret"].get("items", [])}
         assert wanted <= keys, f"Secret lacks {sorted(wanted - keys)}"
 
 
@@ -294,14 +304,48 @@ def test_trigger_service_deployment_shape(name: str) -> None:
             m, vol = volume_for(e["value"])
             assert vol.get("secret", {}).get("secretName") == SECRET_NAME, n
             assert mounts[m]["readOnly"]
+    assert_secret_files_are_volume_items(dep)
 
-    # The KFP token: a projected service-account token for the KFP audience.
+    # The KFP token: Kubeflow checks a projected token for its audience; the DSPA's proxy
+    # (OpenShift AI) the pod's own token, with the service CA for its certificate.
     token_path = env["TRIGGER_KFP_TOKEN_PATH"]["value"]
-    m, vol = volume_for(token_path)
-    (source,) = vol["projected"]["sources"]
-    assert source["serviceAccountToken"]["audience"] == "pipelines.kubeflow.org"
-    assert Path(m, source["serviceAccountToken"]["path"]) == Path(token_path)
-    assert mounts[m]["readOnly"]
+    if name == "openshift":
+        assert token_path == f"{SA_TOKEN_DIR}/token"
+        assert env["TRIGGER_KFP_CA_FILE"]["value"] == f"{SA_TOKEN_DIR}/service-ca.crt"
+        assert pod["automountServiceAccountToken"] is True
+        assert not any("projected" in v for v in volumes.values()), "an unused projected token"
+        assert not any(m.startswith(SA_TOKEN_DIR) for m in mounts), "the kubelet mounts it"
+    else:
+        m, vol = volume_for(token_path)
+        (source,) = vol["projected"]["sources"]
+        assert source["serviceAccountToken"]["audience"] == "pipelines.kubeflow.org"
+        assert Path(m, source["serviceAccountToken"]["path"]) == Path(token_path)
+        assert mounts[m]["readOnly"]
+
+    # The models PVC, read-only at the models root (runs are linked to what they published).
+    m, vol = volume_for(env["TRIGGER_MODELS_ROOT"]["value"])
+    assert m == env["TRIGGER_MODELS_ROOT"]["value"] and mounts[m]["readOnly"] is True
+    assert vol["persistentVolumeClaim"] == {"claimName": "models", "readOnly": True}
+    assert one(objs, "PersistentVolumeClaim", "models")["spec"]["accessModes"] == [
+        "ReadWriteMany"
+    ], "the pipeline's publish step and the service both mount it"
+
+
+def assert_secret_files_are_volume_items(dep: dict[str, Any]) -> None:
+    """Every TRIGGER_*_FILE names an item of the Secret volume (so a key missing from the
+    Secret stops the pod at volume set-up, naming it), and every item has its setting."""
+    pod = dep["spec"]["template"]["spec"]
+    c = container(dep, "trigger-service")
+    (mount,) = [m for m in c["volumeMounts"] if m["mountPath"] == SECRETS_DIR]
+    (vol,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    items = vol["secret"].get("items", [])
+    assert all(i["key"] == i["path"] for i in items), items
+    files = {
+        e["value"]
+        for n, e in env_of(c).items()
+        if n.endswith(SECRET_FILE_SUFFIXES) and "value" in e
+    }
+    assert files == {f"{SECRETS_DIR}/{i['path']}" for i in items}
 
 
 @pytest.mark.parametrize("name", sorted(OVERLAYS))
@@ -312,10 +356,14 @@ def test_rbac_is_least_privilege(name: str) -> None:
     allowed = {
         "pipelines.kubeflow.org": {"get", "list", "create", "terminate"},
         "serving.kserve.io": {"get", "patch"},
-        "datasciencepipelinesapplications.opendatahub.io": {"get"},
+        # POST -> create, GET -> get (kube-rbac-proxy); the service never deletes.
+        "datasciencepipelinesapplications.opendatahub.io": {"get", "create"},
+        # Older Data Science Pipelines (oauth-proxy): get on the route ds-pipeline-<dspa>.
+        "route.openshift.io": {"get"},
     }
     for r in rules:
         assert "*" not in r["verbs"] and "*" not in r["resources"] and "*" not in r["apiGroups"]
+        assert "delete" not in r["verbs"] and "deletecollection" not in r["verbs"], r
         for group in r["apiGroups"]:
             assert group in allowed, f"unexpected API group {group!r}"
             assert set(r["verbs"]) <= allowed[group], r
@@ -324,8 +372,54 @@ def test_rbac_is_least_privilege(name: str) -> None:
                 "get",
                 "patch",
             ]
+    # Kubeflow's edit role names pipelines/versions beside pipelines: a version upload may be
+    # checked against either, so both are granted.
+    kfp = {
+        res: set(r["verbs"])
+        for r in rules
+        if r["apiGroups"] == ["pipelines.kubeflow.org"]
+        for res in r["resources"]
+    }
+    for res in ("pipelines", "pipelines/versions", "experiments"):
+        assert kfp.get(res) == {"get", "list", "create"}, res
+    assert kfp.get("runs") == {"get", "list", "create", "terminate"}
+    for r in rules:  # Data Science Pipelines: only the DSPA the service talks to.
+        if r["apiGroups"][0] in (
+            "datasciencepipelinesapplications.opendatahub.io",
+            "route.openshift.io",
+        ):
+            assert r.get("resourceNames"), r
     for sa in find(objs, "ServiceAccount"):
         assert sa["metadata"]["name"] == SERVICE_NAME
+
+
+def _doc_objects(path: Path) -> list[dict[str, Any]]:
+    """The Kubernetes objects of a markdown file's ```yaml blocks (indented ones too)."""
+    blocks = re.findall(r"^( *)```yaml\n(.*?)^\1```", path.read_text(), flags=re.M | re.S)
+    docs = []
+    for indent, body in blocks:
+        text = "\n".join(line.removeprefix(indent) for line in body.splitlines())
+        docs += [d for d in yaml.safe_load_all(text) if isinstance(d, dict) and "kind" in d]
+    return docs
+
+
+def _rules_without(role: dict[str, Any], group: str) -> list[dict[str, Any]]:
+    return [r for r in role["rules"] if group not in r["apiGroups"]]
+
+
+def test_roles_are_the_ones_docs_kubeflow_md_shows() -> None:
+    """docs/kubeflow.md tells people which Roles to create by hand; the manifests grant the
+    same (the KServe roll-out rule aside)."""
+    docs = {d["metadata"]["name"]: d for d in _doc_objects(KUBEFLOW_DOC) if d["kind"] == "Role"}
+    base = one(render("base"), "Role", SERVICE_NAME)
+    assert base["rules"] == docs["trigger-service-kfp"]["rules"]
+    for name in OVERLAYS:
+        objs = render(f"overlays/{name}")
+        role = one(objs, "Role", SERVICE_NAME)
+        assert _rules_without(role, "serving.kserve.io") == base["rules"], name
+        for dspa in find(objs, "Role", "trigger-service-dspa"):
+            assert dspa["rules"] == docs["trigger-service-dspa"]["rules"], name
+    assert find(render("overlays/openshift"), "Role", "trigger-service-dspa")
 
 
 @pytest.mark.parametrize("name", sorted(OVERLAYS))
@@ -344,6 +438,13 @@ def test_network_policy(name: str) -> None:
     assert {"monitoring", "minio"} <= sources
     egress_ports = {p["port"] for rule in np["spec"]["egress"] for p in rule.get("ports", [])}
     assert {53, 443} <= egress_ports
+    # The KFP API: its pods, on the port of TRIGGER_KFP_HOST (8888 for Kubeflow's ml-pipeline,
+    # 8443 for the DSPA's proxy on OpenShift AI), and nothing else on that rule.
+    env = env_of(container(one(objs, "Deployment", SERVICE_NAME), "trigger-service"))
+    problems = kfp_egress_problems(
+        np, env["TRIGGER_KFP_HOST"]["value"], np["metadata"]["namespace"]
+    )
+    assert not problems, problems
     if (
         "value"
         not in env_of(container(one(objs, "Deployment", SERVICE_NAME), "trigger-service"))[

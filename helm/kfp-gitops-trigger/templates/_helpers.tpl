@@ -93,3 +93,29 @@ host secrets must be given: the git host needs the same value.
 {{- define "kfp-gitops-trigger.url" -}}
 {{- printf "http://%s.%s.svc:%d%s" (include "kfp-gitops-trigger.fullname" .root) .root.Release.Namespace (int .root.Values.service.port) .path }}
 {{- end }}
+
+{{/* TRIGGER_KFP_TOKEN_PATH: the given file, or the projected token's. */}}
+{{- define "kfp-gitops-trigger.kfpTokenPath" -}}
+{{- default "/var/run/secrets/kubeflow/pipelines/token" .Values.settings.kfp.tokenPath }}
+{{- end }}
+
+{{/*
+The KFP API pods' ports the NetworkPolicy admits, one per line: networkPolicy.kfp.ports, or
+else the port settings.kfp.host names (443/80 by its scheme when it names none).
+*/}}
+{{- define "kfp-gitops-trigger.kfpPorts" -}}
+{{- if .Values.networkPolicy.kfp.ports }}
+{{- range .Values.networkPolicy.kfp.ports }}
+{{ . }}
+{{- end }}
+{{- else }}
+{{- $url := urlParse .Values.settings.kfp.host }}
+{{- $port := regexFind ":[0-9]+$" $url.host | trimPrefix ":" }}
+{{- if and (not $port) (eq $url.scheme "https") }}
+{{- $port = "443" }}
+{{- else if not $port }}
+{{- $port = "80" }}
+{{- end }}
+{{ $port }}
+{{- end }}
+{{- end }}

@@ -16,9 +16,11 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -204,6 +206,24 @@ func main() {
 		},
 		"trimSuffix": func(suffix, s string) string { return strings.TrimSuffix(s, suffix) },
 		"replace":    func(old, new, s string) string { return strings.ReplaceAll(s, old, new) },
+		"trimPrefix": func(prefix, s string) string { return strings.TrimPrefix(s, prefix) },
+		"regexFind":  func(re, s string) string { return regexp.MustCompile(re).FindString(s) },
+		// Sprig's urlParse: the same keys (host keeps the port, as url.URL.Host does).
+		"urlParse": func(s string) map[string]interface{} {
+			u, err := url.Parse(s)
+			if err != nil {
+				panic(fmt.Sprintf("unable to parse url: %s", err))
+			}
+			userinfo := ""
+			if u.User != nil {
+				userinfo = u.User.String()
+			}
+			return map[string]interface{}{
+				"scheme": u.Scheme, "host": u.Host, "hostname": u.Hostname(), "path": u.Path,
+				"query": u.RawQuery, "opaque": u.Opaque, "fragment": u.Fragment,
+				"userinfo": userinfo,
+			}
+		},
 		"quote": func(args ...interface{}) string {
 			var out []string
 			for _, a := range args {
