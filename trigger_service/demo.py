@@ -322,14 +322,14 @@ def _send(client: httpx.Client, path: str, token: str, body: dict[str, Any], wha
         raise SystemExit(f"{what} was not accepted")
 
 
-def _progress(run: dict[str, Any], started: float) -> str:
-    """The run's latest step line from its log, for a person watching."""
-    line = ""
+def _step_line(run: dict[str, Any]) -> str:
+    """The run's latest `[pipeline]` step line from its log, for a person watching."""
+    line = "waiting for the local runner"
     if run.get("log_path") and Path(run["log_path"]).exists():
         for text in Path(run["log_path"]).read_text(errors="replace").splitlines():
-            if "[pipeline]" in text or "task" in text.lower():
-                line = text.strip()[-110:]
-    return f"{run['id']} {run['state']:9s} {time.monotonic() - started:5.0f}s  {line}"
+            if text.startswith("[pipeline]"):
+                line = text.strip()
+    return line
 
 
 def cmd_loop(args: argparse.Namespace) -> int:
@@ -394,7 +394,7 @@ def _loop(client: httpx.Client, demo: Demo, started: float, timeout: float) -> i
     )
 
     deadline = time.monotonic() + timeout
-    last = ""
+    shown: dict[str, tuple[str, float]] = {}
     while time.monotonic() < deadline:
         events = client.get("/events", params={"limit": 500}).json()["items"]
         runs = client.get("/runs").json()["items"]
@@ -406,10 +406,13 @@ def _loop(client: httpx.Client, demo: Demo, started: float, timeout: float) -> i
         ]
         active = [r for r in runs if r["state"] in ("submitting", "pending", "running")]
         for run in active:
-            line = _progress(run, started)
-            if line != last:
-                print("   " + line, flush=True)
-                last = line
+            # A new step, or a heartbeat every 15 s while one step runs long.
+            line = f"{run['state']:9s} {_step_line(run)}"
+            previous, at = shown.get(run["id"], ("", 0.0))
+            if line != previous or time.monotonic() - at > 15:
+                elapsed = time.monotonic() - started
+                print(f"   [{elapsed:5.0f}s] {run['id']} {line}", flush=True)
+                shown[run["id"]] = (line, time.monotonic())
         if runs and not undecided and not open_decisions and not active:
             break
         time.sleep(1.0)

@@ -119,6 +119,7 @@ def _merge(conn: Connection, row: Any, into: str, now: float) -> None:
             event_count=decisions.c.event_count + row.event_count,
             params=row.params,
             version_request=row.version_request,
+            reason=f"{row.reason} (follow-up run; earlier waiting events coalesced into it)",
             updated_at=now,
         )
     )
