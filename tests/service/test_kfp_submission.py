@@ -150,7 +150,7 @@ def test_crash_between_submit_and_record_resubmits_nothing(
     restarted = Services.build(
         services.settings, backend=KfpBackend.from_settings(services.settings), clock=clock
     )
-    settle(restarted, clock, restarted.settings.claim_lease_seconds + 1)
+    settle(restarted, clock, restarted.worker.submitter.lease_seconds + 1)
     assert len(kfp.runs) == 1
     (run,) = rows(restarted, runs)
     assert run["external_id"] == next(iter(kfp.runs)) and run["state"] == "pending"

@@ -243,7 +243,7 @@ def test_crash_between_submit_and_record_submits_nothing_twice(
 
     # A new process (same store) takes over once the lease expires.
     survivor = build()
-    settle(survivor, clock, survivor.settings.claim_lease_seconds + 1)
+    settle(survivor, clock, survivor.worker.submitter.lease_seconds + 1)
     assert backend.submit_calls == 1, "reconciled by run name, not resubmitted"
     (run,) = _runs(survivor)
     assert run["external_id"] == "ext-1" and run["state"] == "pending"
