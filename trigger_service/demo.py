@@ -327,8 +327,8 @@ def _step_line(run: dict[str, Any]) -> str:
     line = "waiting for the local runner"
     if run.get("log_path") and Path(run["log_path"]).exists():
         for text in Path(run["log_path"]).read_text(errors="replace").splitlines():
-            if text.startswith("[pipeline]"):
-                line = text.strip()
+            if "[pipeline]" in text:  # kfp.local indents what its tasks print
+                line = text[text.index("[pipeline]") :].strip()
     return line
 
 
