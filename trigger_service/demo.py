@@ -293,10 +293,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  {route:13s} {token}")
     print(curl_lines(demo), flush=True)
     env = {**os.environ, **demo.service_env(), "TRIGGER_LOG_JSON": "false"}
+    service = subprocess.Popen([sys.executable, "-m", "trigger_service", "serve"], env=env)
+    # Ctrl-C reaches the whole terminal group; a SIGTERM (e.g. from a supervisor) reaches only
+    # this process, so pass it on before cleaning up.
+    signal.signal(signal.SIGTERM, lambda *_: service.terminate())
     try:
-        return subprocess.call([sys.executable, "-m", "trigger_service", "serve"], env=env)
+        return service.wait()
     except KeyboardInterrupt:
-        return 0
+        return service.wait()
     finally:
         os.killpg(s3.pid, signal.SIGTERM)
 
