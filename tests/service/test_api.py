@@ -242,3 +242,19 @@ def test_secret_files_are_read_and_an_empty_one_counts_as_unset(tmp_path: Path) 
     assert settings.secret_for("storage") is None
     with pytest.raises(ValidationError, match="TRIGGER_GITLAB_TOKEN_FILE"):
         Settings(gitlab_token_file=tmp_path / "missing")
+
+
+def test_replay_needs_the_operator_token_and_a_finished_event(
+    client: TestClient, services: Services
+) -> None:
+    response = client.post(
+        "/trigger", json={"pipeline": "songs"}, headers={"Authorization": "Bearer manual-token"}
+    )
+    (event_id,) = response.json()["accepted"]
+    assert client.post(f"/events/{event_id}/replay").status_code == 401
+    operator = {"Authorization": "Bearer manual-token"}
+    assert client.post(f"/events/{event_id}/replay", headers=operator).status_code == 409
+    services.worker.run_until_idle()
+    replayed = client.post(f"/events/{event_id}/replay", headers=operator)
+    assert replayed.status_code == 200 and replayed.json()["status"] == "pending"
+    assert client.post("/events/nope/replay", headers=operator).status_code == 404

@@ -1,12 +1,25 @@
-"""FastAPI dependencies: the wired services live on app.state."""
+"""FastAPI dependencies: the wired services live on app.state; operator routes need a token."""
 
 from __future__ import annotations
 
-from fastapi import Request
+from fastapi import Header, Request
 
+from trigger_service.errors import Unauthorized
 from trigger_service.service import Services
+from trigger_service.sources import SOURCES
 
 
 def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
+
+
+def require_operator(request: Request, authorization: str | None = Header(None)) -> None:
+    """Routes that act (explain, replay) take the manual trigger's bearer token."""
+    services = get_services(request)
+    token = services.settings.secret_for("manual")
+    if token is None:
+        if services.settings.allow_unauthenticated:
+            return
+        raise Unauthorized("this route uses the manual trigger's token, and none is configured")
+    SOURCES["manual"].verify({"authorization": authorization or ""}, b"", token)

@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException
+from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from trigger_service.api.deps import get_services
-from trigger_service.errors import RejectedInput, Unauthorized
+from trigger_service.api.deps import get_services, require_operator
+from trigger_service.errors import RejectedInput
 from trigger_service.events import Event
 from trigger_service.explain import explain, parse_payload
 from trigger_service.service import Services
-from trigger_service.sources import SOURCES
 
 router = APIRouter(tags=["decisions"])
 
@@ -29,22 +28,12 @@ class ExplainRequest(BaseModel):
     body: str | None = Field(None, description="Or the raw body, as sent.")
 
 
-def _check_token(services: Services, authorization: str | None) -> None:
-    token = services.settings.secret_for("manual")
-    if token is None:
-        if services.settings.allow_unauthenticated:
-            return
-        raise Unauthorized("explain uses the manual trigger's token, and none is configured")
-    SOURCES["manual"].verify({"authorization": authorization or ""}, b"", token)
-
-
 @router.post("/explain", summary="What would this payload or stored event do now? Changes nothing")
 async def explain_route(
     request: ExplainRequest,
-    authorization: str | None = Header(None),
     services: Services = Depends(get_services),
+    _operator: None = Depends(require_operator),
 ) -> dict[str, Any]:
-    _check_token(services, authorization)
     if request.event_id is not None:
         stored = await run_in_threadpool(services.inbox.get, request.event_id)
         if stored is None:

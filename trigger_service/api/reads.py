@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
-from trigger_service.api.deps import get_services
+from trigger_service.api.deps import get_services, require_operator
 from trigger_service.database import current_versions, pipeline_versions
 from trigger_service.inbox.store import STATUSES
 from trigger_service.service import Services
@@ -47,7 +47,11 @@ async def get_event(event_id: str, services: Services = Depends(get_services)) -
     return item
 
 
-@router.post("/events/{event_id}/replay", summary="Send a dead-lettered event through again")
+@router.post(
+    "/events/{event_id}/replay",
+    summary="Send a dead-lettered event through again (manual trigger's token)",
+    dependencies=[Depends(require_operator)],
+)
 async def replay_event(event_id: str, services: Services = Depends(get_services)) -> dict[str, Any]:
     if await run_in_threadpool(services.inbox.get, event_id) is None:
         raise _not_found("event", event_id)
