@@ -9,14 +9,15 @@ from trigger_service.service import Services
 from trigger_service.sources import SOURCES
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: a plain def dependency would cost a thread-pool hop on every request
     services: Services = request.app.state.services
     return services
 
 
-def require_operator(request: Request, authorization: str | None = Header(None)) -> None:
+async def require_operator(request: Request, authorization: str | None = Header(None)) -> None:
     """Routes that act (explain, replay) take the manual trigger's bearer token."""
-    services = get_services(request)
+    services: Services = request.app.state.services
     token = services.settings.secret_for("manual")
     if token is None:
         if services.settings.allow_unauthenticated:

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from trigger_service.database import current_versions, pipeline_versions
+from trigger_service.database import current_versions, pipeline_versions, write
 from trigger_service.errors import PermanentError
 from trigger_service.rules import PipelineSpec, VersionRequest
 from trigger_service.submit.base import Backend, VersionRef, VersionSpec
@@ -127,7 +127,7 @@ class VersionRegistry:
             )
         )
         now = self.clock()
-        with self.engine.begin() as conn:
+        with write(self.engine) as conn:
             dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
             conn.execute(
                 dialect.insert(pipeline_versions)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from trigger_service.database import write
 from trigger_service.events import Event
 from trigger_service.inbox import ClaimedEvent, Inbox
 from trigger_service.metrics import DEAD_LETTERS, DECISION_SECONDS
@@ -70,10 +71,10 @@ class Worker:
         claimed = self.inbox.claim(self.worker_id, self.batch, self.lease_seconds)
         if claimed:
             result.decided = self.decide(claimed)
-        with self.engine.begin() as conn:
+        with write(self.engine) as conn:
             result.fired = admission.fire_due(conn, self.clock())
         result.submitted = self.submitter.submit_ready()
-        if self.clock() - self._last_run_poll >= self.run_poll_seconds or result.submitted:
+        if self.clock() - self._last_run_poll >= self.run_poll_seconds:
             self._last_run_poll = self.clock()
             result.polled = self.submitter.poll_runs()
         return result
@@ -87,7 +88,7 @@ class Worker:
         rules = self.rules()
         now = self.clock()
         scopes: dict[str, list[tuple[Event, Match]]] = {}
-        with self.engine.begin() as conn:
+        with write(self.engine) as conn:
             decided = []
             for item in claimed:
                 event = item.event

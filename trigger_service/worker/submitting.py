@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, or_, select, update
 
-from trigger_service.database import decisions, runs
+from trigger_service.database import decisions, runs, write
 from trigger_service.errors import PermanentError, TemporaryError
 from trigger_service.metrics import DEAD_LETTERS, SUBMIT_FAILURES
 from trigger_service.rules import Rules, VersionRequest
@@ -83,7 +83,7 @@ class Submitter:
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
-        with self.engine.begin() as conn:
+        with write(self.engine) as conn:
             return list(
                 conn.execute(
                     update(decisions)
@@ -132,7 +132,7 @@ class Submitter:
             "git_commit": version.version,
         }
         now = self.clock()
-        with self.engine.begin() as conn:
+        with write(self.engine) as conn:
             existing = tracked.run_by_decision(conn, row.id)
             if existing is None:
                 run_id = tracked.create_run(
@@ -168,7 +168,7 @@ class Submitter:
                 )
             )
         now = self.clock()
-        with self.engine.begin() as conn:
+        with write(self.engine) as conn:
             tracked.set_state(conn, run_id, "pending", now, "submitted", external_id=external)
             conn.execute(
                 update(decisions)
@@ -183,7 +183,7 @@ class Submitter:
             return
         # The backend's own Retry-After, when it gave one, is a floor for the backoff.
         delay = max(backoff(row.attempts, self.retry_base, self.retry_max), at_least or 0.0)
-        with self.engine.begin() as conn:
+        with write(self.engine) as conn:
             conn.execute(
                 update(decisions)
                 .where(decisions.c.id == row.id)
@@ -198,7 +198,7 @@ class Submitter:
 
     def _dead(self, row: Any, error: str) -> None:
         now = self.clock()
-        with self.engine.begin() as conn:
+        with write(self.engine) as conn:
             conn.execute(
                 update(decisions)
                 .where(decisions.c.id == row.id)
@@ -232,7 +232,7 @@ class Submitter:
             if status.state.finished:
                 values["result"] = status.outputs or None
                 values.update(self.models.link(run.id, status.outputs))
-            with self.engine.begin() as conn:
+            with write(self.engine) as conn:
                 detail = status.error if status.state is RunState.FAILED else None
                 if tracked.set_state(
                     conn, run.id, status.state.value, self.clock(), detail, **values
