@@ -34,32 +34,33 @@ def link(conn: Connection, decision_id: str, event_ids: list[str], now: float) -
     )
 
 
-def record_no_run(
-    conn: Connection,
-    event: Event,
-    reason: str,
-    now: float,
-    trigger: str | None = None,
-    pipeline: str | None = None,
-) -> str:
-    decision_id = new_decision_id()
+def record_no_runs(conn: Connection, verdicts: list[tuple[Event, str]], now: float) -> None:
+    """One closed decision per event that runs nothing, with its reason (two statements for the
+    whole batch: most events of a busy repository or bucket end here)."""
+    if not verdicts:
+        return
+    rows = [
+        {
+            "id": new_decision_id(),
+            "created_at": now,
+            "updated_at": now,
+            "outcome": "no_run",
+            "state": "done",
+            "reason": reason,
+            "event_count": 1,
+            "first_event_at": event.received_at.timestamp(),
+        }
+        for event, reason in verdicts
+    ]
+    conn.execute(insert(decisions), rows)
     conn.execute(
-        insert(decisions).values(
-            id=decision_id,
-            created_at=now,
-            updated_at=now,
-            trigger=trigger,
-            pipeline=pipeline,
-            outcome="no_run",
-            state="done",
-            reason=reason,
-            event_count=1,
-            first_event_at=event.received_at.timestamp(),
-        )
+        insert(decision_events),
+        [
+            {"decision_id": row["id"], "event_id": event.id, "at": now}
+            for row, (event, _) in zip(rows, verdicts, strict=True)
+        ],
     )
-    link(conn, decision_id, [event.id], now)
-    DECISIONS.labels(trigger or "-", "no_run").inc()
-    return decision_id
+    DECISIONS.labels("-", "no_run").inc(len(rows))
 
 
 def join_or_open(conn: Connection, batch: list[Event], match: Match, now: float) -> str:

@@ -18,7 +18,7 @@ from trigger_service.inbox import ClaimedEvent, Inbox
 from trigger_service.metrics import DEAD_LETTERS, DECISION_SECONDS
 from trigger_service.rules import Match, NoRun, Rules, decide
 from trigger_service.worker import admission
-from trigger_service.worker.decisions import join_or_open, record_no_run
+from trigger_service.worker.decisions import join_or_open, record_no_runs
 from trigger_service.worker.submitting import Submitter
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,7 @@ class Worker:
         rules = self.rules()
         now = self.clock()
         scopes: dict[str, list[tuple[Event, Match]]] = {}
+        no_runs: list[tuple[Event, str]] = []
         with write(self.engine) as conn:
             decided = []
             for item in claimed:
@@ -102,11 +103,12 @@ class Worker:
                     log.exception("decision failed", extra={"event_id": event.id})
                     continue
                 if isinstance(verdict, NoRun):
-                    record_no_run(conn, event, verdict.reason, now)
+                    no_runs.append((event, verdict.reason))
                 else:
                     for match in verdict:
                         scopes.setdefault(match.batch_key, []).append((event, match))
                 decided.append(event)
+            record_no_runs(conn, no_runs, now)
             for batch in scopes.values():
                 debounced = batch[-1][1].policy.debounce_seconds > 0
                 groups = [batch] if debounced else [[pair] for pair in batch]
