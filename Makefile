@@ -34,7 +34,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/pipeline_bench.py
+	$(BIN)/python bench/ingest_bench.py --part all
+	$(BIN)/python bench/decision_bench.py --part all
+	$(BIN)/python bench/submit_bench.py --part all
 
 compile: $(STAMP)
 	$(BIN)/python -m pipeline compile --output var/pipeline.yaml

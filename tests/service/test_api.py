@@ -258,3 +258,13 @@ def test_replay_needs_the_operator_token_and_a_finished_event(
     replayed = client.post(f"/events/{event_id}/replay", headers=operator)
     assert replayed.status_code == 200 and replayed.json()["status"] == "pending"
     assert client.post("/events/nope/replay", headers=operator).status_code == 404
+
+
+def test_worker_enabled_false_serves_without_a_worker(build: Build) -> None:
+    services = build(worker_enabled=False)
+    with TestClient(create_app(services)) as client:
+        assert client.get("/healthz").status_code == 200
+        assert services.worker._thread is None
+    enabled = build()
+    with TestClient(create_app(enabled)):
+        assert enabled.worker._thread is not None and enabled.worker._thread.is_alive()
