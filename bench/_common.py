@@ -22,6 +22,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from tests.support.repo import GitRepo  # noqa: E402
+from tests.support.repo import rules_text as repo_rules_text  # noqa: E402
 from tests.support.server import free_port, start_service  # noqa: E402
 
 __all__ = ["free_port", "start_service"]
@@ -29,68 +31,19 @@ __all__ = ["free_port", "start_service"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
-# The rules of tests/service/conftest.py, with the data trigger's debounce and the concurrency
-# policy left to the caller.
-RULES = """\
-policy:
-  concurrency: {concurrency}
-pipelines:
-  - name: songs
-    source:
-      repository: {repo}
-      branch: main
-      package_path: pipeline.yaml
-    defaults:
-      data_uri: s3://datasets/songs/songs.csv
-      model_name: songs
-triggers:
-  - name: code
-    on: code
-    pipeline: songs
-    branches: [main]
-    paths: ["pipeline.yaml", "pipeline/**"]
-  - name: new-data
-    on: data
-    pipeline: songs
-    bucket: datasets
-    prefix: songs/
-    params:
-      data_uri: "{{subject.uri}}"
-    policy:
-      debounce_seconds: {debounce}
-      max_wait_seconds: {max_wait}
-  - name: by-hand
-    on: manual
-"""
-
 
 def rules_text(
-    repo_url: str,
-    concurrency: str = "parallel",
-    debounce: float = 0,
-    max_wait: float = 120,
+    repo_url: str, concurrency: str = "parallel", debounce: float = 0, max_wait: float = 120
 ) -> str:
-    return RULES.format(
-        repo=repo_url, concurrency=concurrency, debounce=debounce, max_wait=max_wait
-    )
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
-    ).stdout.strip()
+    """The tests' rules file; benchmarks default to parallel runs and no debounce."""
+    return repo_rules_text(repo_url, concurrency, debounce, max_wait)
 
 
 def make_repo(path: Path, pipeline_yaml: str = "# compiled pipeline v1\n") -> str:
     """A git repository holding pipeline.yaml; returns its file:// URL."""
-    path.mkdir(parents=True)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.email", "bench@example.com")
-    git(path, "config", "user.name", "bench")
-    (path / "pipeline.yaml").write_text(pipeline_yaml)
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "init")
-    return path.as_uri()
+    repo = GitRepo(path)
+    repo.commit({"pipeline.yaml": pipeline_yaml}, "init")
+    return repo.url
 
 
 # --- statistics and machine state

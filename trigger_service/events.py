@@ -8,7 +8,7 @@ frozen dataclasses; `to_dict`/`from_dict` give the JSON form stored in the inbox
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -128,9 +128,13 @@ class Event:
 
 
 def subject_to_dict(subject: Subject) -> dict[str, Any]:
-    data = asdict(subject)
-    if isinstance(subject, CodeSubject) and subject.changed_paths is not None:
-        data["changed_paths"] = list(subject.changed_paths)
+    # Not dataclasses.asdict: it deep-copies every value, and this runs once per delivery.
+    data = {f.name: getattr(subject, f.name) for f in fields(subject)}
+    for name, value in data.items():
+        if isinstance(value, tuple):
+            data[name] = list(value)
+        elif isinstance(value, dict):
+            data[name] = dict(value)
     return data
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, func, select
 
-from tests.service.conftest import GitRepo
+from tests.support.repo import GitRepo, rules_text
 from tests.support.server import start_service
 from trigger_service.database import events
 from trigger_service.demo import storage_event
@@ -30,24 +30,6 @@ KILL_AFTER = 300  # acknowledged events before the SIGKILL, while every client i
 PER_CLIENT_LIMIT = 2000  # a bound: a client stops after this many requests in any case
 LOAD_TIMEOUT = 20.0
 TOKEN = "storage-token"
-
-RULES = """\
-pipelines:
-  - name: songs
-    source:
-      repository: {repo}
-      branch: main
-      package_path: pipeline.yaml
-triggers:
-  - name: new-data
-    on: data
-    pipeline: songs
-    bucket: datasets
-    prefix: songs/
-    policy:
-      debounce_seconds: 30
-      max_wait_seconds: 60
-"""
 
 
 @dataclass
@@ -98,7 +80,7 @@ def test_every_acknowledged_event_survives_sigkill(tmp_path: Path) -> None:
     repo = GitRepo(tmp_path / "repo")
     repo.commit({"pipeline.yaml": "# compiled pipeline v1\n"}, "init")
     rules_path = tmp_path / "rules.yaml"
-    rules_path.write_text(RULES.format(repo=repo.url))
+    rules_path.write_text(rules_text(repo.url, debounce=30, max_wait=60))
     database = tmp_path / "store" / "trigger.db"
     env = {
         "TRIGGER_DATABASE_URL": f"sqlite:///{database}",

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from minio import Minio
 
-from tests.service.conftest import GitRepo
+from tests.support.repo import GitRepo
 from tests.support.s3 import ACCESS_KEY, SECRET_KEY, moto_server
 from trigger_service.api import create_app
 from trigger_service.demo import storage_event

@@ -20,8 +20,8 @@ import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, func, select
 
-from tests.service.conftest import GitRepo
 from tests.support.postgres import PostgresCluster, find_postgres_bin, postgres_cluster
+from tests.support.repo import GitRepo, rules_text
 from tests.support.server import ServiceProcess, start_service
 from trigger_service.database import decision_events, decisions, events, runs
 from trigger_service.demo import storage_event
@@ -34,31 +34,6 @@ DEBOUNCE_SECONDS = 6.0  # longer than any pause in the storm on a loaded 2-core 
 MAX_WAIT_SECONDS = 120.0  # far beyond the storm: only the debounce may fire the decision
 SETTLE_TIMEOUT = 90.0
 TOKEN = "storage-token"
-
-RULES = """\
-policy:
-  concurrency: queue-one
-pipelines:
-  - name: songs
-    source:
-      repository: {repo}
-      branch: main
-      package_path: pipeline.yaml
-    defaults:
-      data_uri: s3://datasets/songs/songs.csv
-      model_name: songs
-triggers:
-  - name: new-data
-    on: data
-    pipeline: songs
-    bucket: datasets
-    prefix: songs/
-    params:
-      data_uri: "{{subject.uri}}"
-    policy:
-      debounce_seconds: {debounce}
-      max_wait_seconds: {max_wait}
-"""
 
 
 @pytest.fixture
@@ -139,7 +114,7 @@ def test_two_processes_share_a_storm_and_make_one_run(
     repo.commit({"pipeline.yaml": "# compiled pipeline v1\n"}, "init")
     rules_path = tmp_path / "rules.yaml"
     rules_path.write_text(
-        RULES.format(repo=repo.url, debounce=DEBOUNCE_SECONDS, max_wait=MAX_WAIT_SECONDS)
+        rules_text(repo.url, debounce=DEBOUNCE_SECONDS, max_wait=MAX_WAIT_SECONDS)
     )
 
     def env(name: str) -> dict[str, str]:

@@ -14,8 +14,9 @@ import pytest
 from kfp import compiler, dsl
 from sqlalchemy import select
 
-from tests.service.conftest import RULES, FakeClock, GitRepo
+from tests.service.conftest import FakeClock
 from tests.support.kfp_double import KfpDouble
+from tests.support.repo import GitRepo, rules_text
 from trigger_service.database import decisions, runs
 from trigger_service.events import Event, EventKind, ManualSubject
 from trigger_service.service import Services
@@ -52,7 +53,7 @@ def services(tmp_path: Path, repo: GitRepo, clock: FakeClock, kfp: KfpDouble) ->
     compiler.Compiler().compile(tiny, str(package))
     repo.commit({"pipeline.yaml": package.read_text()}, "compiled pipeline")
     rules = tmp_path / "rules.yaml"
-    rules.write_text(RULES.format(repo=repo.url))
+    rules.write_text(rules_text(repo.url))
     token = tmp_path / "token"
     token.write_text("sa-token-1")
     settings = Settings(
@@ -85,14 +86,11 @@ def rows(services: Services, table) -> list[dict]:  # type: ignore[no-untyped-de
         return [dict(r._mapping) for r in conn.execute(select(table))]
 
 
-PARALLEL = RULES.replace("concurrency: queue-one", "concurrency: parallel")
-
-
 def test_kfp_unavailable_for_a_while_delays_runs_and_loses_none(
     tmp_path: Path, services: Services, clock: FakeClock, kfp: KfpDouble
 ) -> None:
     (tmp_path / "rules.yaml").write_text(
-        PARALLEL.format(repo=services.rules().pipelines[0].source.repository)
+        rules_text(services.rules().pipelines[0].source.repository, concurrency="parallel")
     )
     kfp.fail_next(4, status=503)
     services.inbox.store([manual(clock, n) for n in range(3)])

@@ -8,8 +8,9 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from tests.service.conftest import RULES, Build, FakeClock, GitRepo
+from tests.service.conftest import Build, FakeClock
 from tests.support.backends import PERMANENT, TEMPORARY, ScriptedBackend
+from tests.support.repo import GitRepo, rules_text
 from trigger_service.database import decision_events, decisions, runs
 from trigger_service.events import CodeSubject, DataSubject, Event, EventKind, ManualSubject
 from trigger_service.service import Services
@@ -178,9 +179,8 @@ def test_gitops_versions_follow_pushes_and_pins(
     assert backend.runs["ext-2"].params["data_uri"] == "s3://datasets/songs/new.csv"
 
     # A pinned version wins over the branch's current one.
-    pinned = RULES.replace("      branch: main\n", "      branch: main\n", 1).replace(
-        "    defaults:\n", f"    version: {v2}\n    defaults:\n", 1
-    )
+    pin = f"    version: {v2}\n    defaults:\n"
+    pinned = rules_text(repo.url).replace("    defaults:\n", pin, 1)
     v3 = repo.commit({"pipeline.yaml": "# compiled pipeline v3\n"}, "v3")
     backend.finish_all()
     services = build(rules=pinned)
