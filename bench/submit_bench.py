@@ -19,7 +19,6 @@ utime+stime deltas in /proc/PID/stat (its own threads only, not its children), n
 of its descendants (the training). Stops when the demo ends or after --max-seconds.
 """
 
-# No `from __future__ import annotations`: kfp reads the component annotations as types.
 
 import argparse
 import os
@@ -45,29 +44,13 @@ from _common import (
     rules_text,
     table,
 )
-from kfp import compiler, dsl
 
 from tests.support.kfp_double import KfpDouble, RecordedRequest
+from tests.support.tiny_pipeline import compile_tiny
 from trigger_service.events import Event, EventKind, ManualSubject, make_event_id
 from trigger_service.service import Services
 from trigger_service.settings import Settings
 from trigger_service.submit.kfp_remote import KfpBackend
-
-
-@dsl.component(base_image="python:3.11-slim")
-def say(text: str) -> str:
-    return text
-
-
-@dsl.pipeline(name="songs")
-def tiny(
-    data_uri: str = "",
-    model_name: str = "songs",
-    decision_id: str = "",
-    event_ids: str = "",
-    git_commit: str = "",
-) -> None:
-    say(text=data_uri)
 
 
 def one_kfp(args: argparse.Namespace, tmp: Path, repo_url: str) -> dict[str, Any]:
@@ -142,7 +125,7 @@ def one_kfp(args: argparse.Namespace, tmp: Path, repo_url: str) -> dict[str, Any
 
 def part_kfp(args: argparse.Namespace, tmp: Path) -> None:
     package = tmp / "compiled.yaml"
-    compiler.Compiler().compile(tiny, str(package))
+    compile_tiny(package)
     repo_url = make_repo(tmp / "repo", package.read_text())
     rows = []
     for rep in range(args.repeats):

@@ -5,40 +5,23 @@ Shown: KFP unavailable for a while delays runs and loses none; a 403 dead-letter
 message; a crash between submit and record resubmits nothing; run states are followed.
 """
 
-# No `from __future__ import annotations`: kfp reads the component annotations as types.
 
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kfp import compiler, dsl
 from sqlalchemy import select
 
 from tests.service.conftest import FakeClock
 from tests.support.kfp_double import KfpDouble
 from tests.support.repo import GitRepo, rules_text
+from tests.support.tiny_pipeline import compile_tiny
 from trigger_service.database import decisions, runs
 from trigger_service.events import Event, EventKind, ManualSubject
 from trigger_service.service import Services
 from trigger_service.settings import Settings
 from trigger_service.submit.kfp_remote import KfpBackend
 from trigger_service.tracking import runs as tracked
-
-
-@dsl.component(base_image="python:3.11-slim")
-def say(text: str) -> str:
-    return text
-
-
-@dsl.pipeline(name="songs")
-def tiny(
-    data_uri: str = "",
-    model_name: str = "songs",
-    decision_id: str = "",
-    event_ids: str = "",
-    git_commit: str = "",
-) -> None:
-    say(text=data_uri)
 
 
 @pytest.fixture
@@ -50,7 +33,7 @@ def kfp() -> Iterator[KfpDouble]:
 @pytest.fixture
 def services(tmp_path: Path, repo: GitRepo, clock: FakeClock, kfp: KfpDouble) -> Services:
     package = tmp_path / "compiled.yaml"
-    compiler.Compiler().compile(tiny, str(package))
+    compile_tiny(package)
     repo.commit({"pipeline.yaml": package.read_text()}, "compiled pipeline")
     rules = tmp_path / "rules.yaml"
     rules.write_text(rules_text(repo.url))
