@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 import httpx
 
@@ -195,8 +196,6 @@ def _s3(demo: Demo) -> Any:
 
 def storage_event(bucket: str, key: str, size: int) -> dict[str, Any]:
     """A MinIO bucket notification, as its webhook target posts it (key query-escaped)."""
-    from urllib.parse import quote_plus
-
     now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
     return {
         "EventName": "s3:ObjectCreated:Put",

@@ -268,3 +268,16 @@ def test_worker_enabled_false_serves_without_a_worker(build: Build) -> None:
     enabled = build()
     with TestClient(create_app(enabled)):
         assert enabled.worker._thread is not None and enabled.worker._thread.is_alive()
+
+
+def test_explain_a_stored_event(client: TestClient) -> None:
+    operator = {"Authorization": "Bearer manual-token"}
+    stored = client.post("/trigger", json={"pipeline": "songs"}, headers=operator)
+    (event_id,) = stored.json()["accepted"]
+    response = client.post("/explain", json={"event_id": event_id}, headers=operator)
+    assert response.status_code == 200, response.text
+    (answer,) = response.json()["explanations"]
+    assert answer["run"] is True and answer["matches"][0]["pipeline"] == "songs"
+    assert answer["matches"][0]["policy_now"]["verdict"] == "go"
+    missing = client.post("/explain", json={"event_id": "nope"}, headers=operator)
+    assert missing.status_code == 404

@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 
 from trigger_service.api.deps import get_services, require_operator
 from trigger_service.errors import RejectedInput
-from trigger_service.events import Event
 from trigger_service.explain import explain, parse_payload
 from trigger_service.service import Services
 
@@ -35,10 +34,10 @@ async def explain_route(
     _operator: None = Depends(require_operator),
 ) -> dict[str, Any]:
     if request.event_id is not None:
-        stored = await run_in_threadpool(services.inbox.get, request.event_id)
+        stored = await run_in_threadpool(services.inbox.get_event, request.event_id)
         if stored is None:
             raise HTTPException(404, detail=f"event {request.event_id} not found")
-        events = [Event.from_dict({**stored, "received_at": _iso(stored["received_at"])})]
+        events = [stored]
     elif request.source is not None:
         if request.body is not None:
             raw = request.body.encode()
@@ -53,9 +52,3 @@ async def explain_route(
         explain, events, services.rules(), services.engine, services.clock()
     )
     return {"explanations": answers, "changed_nothing": True}
-
-
-def _iso(epoch: float) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(epoch, UTC).isoformat()

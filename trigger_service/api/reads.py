@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from trigger_service.api.deps import get_services, require_operator
-from trigger_service.database import current_versions, pipeline_versions
+from trigger_service.database import current_versions, events, pipeline_versions, runs
 from trigger_service.inbox.store import STATUSES
 from trigger_service.service import Services
 from trigger_service.tracking import runs as tracked
@@ -118,8 +118,6 @@ def run_lineage(conn: Any, run_id: str) -> dict[str, Any] | None:
 
 
 def _event_summary(conn: Any, event_id: str) -> dict[str, Any]:
-    from trigger_service.database import events
-
     row = conn.execute(select(events).where(events.c.id == event_id)).first()
     if row is None:
         return {"id": event_id}
@@ -184,8 +182,6 @@ async def list_models(services: Services = Depends(get_services)) -> dict[str, A
 
 
 def _model_lineage(conn: Any, services: Services, name: str, version: int) -> dict[str, Any]:
-    from trigger_service.database import runs
-
     models = read_models(services.models.models_root) if services.models.models_root else []
     model = next((m for m in models if m["model_name"] == name and m["version"] == version), None)
     row = conn.execute(

@@ -316,6 +316,11 @@ class Inbox:
             ).scalars()
             return {**event_row_dict(row), "decisions": list(decided)}
 
+    def get_event(self, event_id: str) -> Event | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(events).where(events.c.id == event_id)).first()
+        return row_to_event(row) if row is not None else None
+
     def list(
         self,
         source: str | None = None,
