@@ -19,7 +19,6 @@ utime+stime deltas in /proc/PID/stat (its own threads only, not its children), n
 of its descendants (the training). Stops when the demo ends or after --max-seconds.
 """
 
-
 import argparse
 import os
 import signal

@@ -5,7 +5,6 @@ Shown: KFP unavailable for a while delays runs and loses none; a 403 dead-letter
 message; a crash between submit and record resubmits nothing; run states are followed.
 """
 
-
 from collections.abc import Iterator
 from pathlib import Path
 
