@@ -2,6 +2,8 @@
 
 `python -m pipeline compile --image IMAGE` sets PIPELINE_IMAGE before the components are
 imported: `@dsl.component(base_image=base_image())` is evaluated when they are imported.
+Components are compiled with install_kfp_package=False: the image already has kfp (it installs
+this package), so no step runs `pip install kfp` at start (slow, and impossible offline).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from kfp import dsl
 from pipeline.config import base_image
 
 
-@dsl.component(base_image=base_image())
+@dsl.component(base_image=base_image(), install_kfp_package=False)
 def fetch_data(data_uri: str, data: dsl.Output[dsl.Dataset]) -> str:
     """Copy the data at `data_uri` into the `data` artifact; return its sha256."""
     import os
@@ -19,7 +19,7 @@ def fetch_data(data_uri: str, data: dsl.Output[dsl.Dataset]) -> str:
     return result.sha256
 
 
-@dsl.component(base_image=base_image())
+@dsl.component(base_image=base_image(), install_kfp_package=False)
 def validate_data(data: dsl.Input[dsl.Dataset], report: dsl.Output[dsl.Artifact]) -> None:
     """Write the validation report; fail the task (and so the run) when the data is bad."""
     from pathlib import Path
@@ -30,7 +30,7 @@ def validate_data(data: dsl.Input[dsl.Dataset], report: dsl.Output[dsl.Artifact]
         validate.validate_file(Path(data.path), Path(report.path))
 
 
-@dsl.component(base_image=base_image())
+@dsl.component(base_image=base_image(), install_kfp_package=False)
 def preprocess_data(
     data: dsl.Input[dsl.Dataset], test_fraction: float, seed: int, splits: dsl.Output[dsl.Dataset]
 ) -> None:

@@ -7,7 +7,7 @@ from kfp import dsl
 from pipeline.config import base_image
 
 
-@dsl.component(base_image=base_image())
+@dsl.component(base_image=base_image(), install_kfp_package=False)
 def train_model(
     splits: dsl.Input[dsl.Dataset],
     epochs: int,
@@ -29,7 +29,7 @@ def train_model(
     metrics.log_metric("train_accuracy", result.train_accuracy)
 
 
-@dsl.component(base_image=base_image())
+@dsl.component(base_image=base_image(), install_kfp_package=False)
 def evaluate_model(
     splits: dsl.Input[dsl.Dataset],
     model: dsl.Input[dsl.Model],
@@ -52,7 +52,7 @@ def evaluate_model(
     return scores.accuracy, scores.macro_f1
 
 
-@dsl.component(base_image=base_image())
+@dsl.component(base_image=base_image(), install_kfp_package=False)
 def convert_to_onnx(model: dsl.Input[dsl.Model], onnx_model: dsl.Output[dsl.Model]) -> None:
     """Convert with tf2onnx into the `onnx_model` directory artifact (model.onnx)."""
     from pathlib import Path
@@ -64,7 +64,7 @@ def convert_to_onnx(model: dsl.Input[dsl.Model], onnx_model: dsl.Output[dsl.Mode
     onnx_model.metadata.update({"framework": "onnx", "opset": result.opset})
 
 
-@dsl.component(base_image=base_image())
+@dsl.component(base_image=base_image(), install_kfp_package=False)
 def verify_onnx(
     splits: dsl.Input[dsl.Dataset],
     model: dsl.Input[dsl.Model],

@@ -7,7 +7,7 @@ from kfp import dsl
 from pipeline.config import base_image
 
 
-@dsl.component(base_image=base_image())
+@dsl.component(base_image=base_image(), install_kfp_package=False)
 def publish_model(
     onnx_model: dsl.Input[dsl.Model],
     splits: dsl.Input[dsl.Dataset],
