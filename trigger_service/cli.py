@@ -1,4 +1,4 @@
-"""`trigger-service`: serve, worker, check-rules, explain, trigger."""
+"""`trigger-service`: serve, worker, check-rules, explain, trigger, compile, run-local."""
 
 from __future__ import annotations
 
@@ -116,6 +116,17 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     return 0 if response.status_code < 300 else 1
 
 
+PIPELINE_COMMANDS = {"compile": ["compile"], "run-local": ["run", "--local"]}
+
+
+def run_pipeline_cli(command: str, rest: list[str]) -> int:
+    """The pipeline's own CLI, in a child process: the service never imports TensorFlow."""
+    import subprocess
+
+    pipeline = [sys.executable, "-m", "pipeline", *PIPELINE_COMMANDS[command]]
+    return subprocess.call([*pipeline, *rest])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trigger-service", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -150,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     trig.add_argument("--idempotency-key")
     trig.set_defaults(func=cmd_trigger)
 
+    for name, target in PIPELINE_COMMANDS.items():
+        sub.add_parser(name, help=f"python -m pipeline {' '.join(target)} (its flags pass through)")
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] and argv[0] in PIPELINE_COMMANDS:
+        return run_pipeline_cli(argv[0], argv[1:])
     args = parser.parse_args(argv)
     return int(args.func(args))
 

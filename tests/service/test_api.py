@@ -281,3 +281,23 @@ def test_explain_a_stored_event(client: TestClient) -> None:
     assert answer["matches"][0]["policy_now"]["verdict"] == "go"
     missing = client.post("/explain", json={"event_id": "nope"}, headers=operator)
     assert missing.status_code == 404
+
+
+def test_the_cli_compiles_the_pipeline_without_importing_it(tmp_path: Path) -> None:
+    from trigger_service.cli import main
+
+    assert main(["compile", "--output", str(tmp_path / "pipeline.yaml")]) == 0
+    assert "training" in (tmp_path / "pipeline.yaml").read_text()
+
+
+def test_the_service_never_imports_the_heavy_libraries() -> None:
+    # A fresh interpreter: this test session itself has imported TensorFlow for the pipeline.
+    probe = (
+        "import sys; import trigger_service.cli, trigger_service.api, trigger_service.service;"
+        "import trigger_service.submit.kfp_remote, trigger_service.submit.local;"
+        "heavy = {'tensorflow', 'tf2onnx', 'onnxruntime', 'keras', 'pipeline'};"
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
