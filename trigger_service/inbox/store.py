@@ -140,11 +140,12 @@ def _unavailable_as_temporary() -> Iterator[None]:
 
 
 class GroupCommitWriter:
-    """Deliveries arriving together are committed together: one transaction, one fsync.
+    """Deliveries waiting together are committed together: one transaction, one fsync.
 
-    Request threads hand their events to one writer thread and wait for the commit; the writer
-    takes everything waiting (up to `max_group` deliveries) into one transaction. If a group
-    fails, each delivery is retried alone, so one bad delivery fails only its own request.
+    The slow path of the inbox: callers that may block (the sync `store`, or the event loop when
+    the database is busy) hand their events to this one thread and wait for the commit; it takes
+    everything waiting (up to `max_group` deliveries) into one transaction. If a group fails,
+    each delivery is retried alone, so one bad delivery fails only its own request.
     """
 
     def __init__(self, engine: Engine, max_group: int = 256) -> None:
@@ -226,7 +227,8 @@ class Inbox:
             results = None  # busy (another process) or failed: the writer thread takes it
         if results is not None:  # committed: only now may the senders hear 2xx
             for (_, done), result in zip(group, results, strict=True):
-                done.set_result(result)
+                if not done.done():  # a sender that hung up has a cancelled future
+                    done.set_result(result)
             return
         for batch, done in group:
             stored = self._writer.submit(batch)
