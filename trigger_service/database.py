@@ -14,10 +14,12 @@ Tables, by the stage that writes them:
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +200,8 @@ def make_engine(url: str) -> Engine:
         max_overflow=16,
     )
     _WRITE_LOCKS[engine] = threading.Lock()
+    if parsed.database and parsed.database != ":memory:":
+        _FAST_PATHS[engine] = _FastPath(_WRITE_LOCKS[engine], parsed.database)
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -224,28 +228,53 @@ def write(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
+@dataclass
+class _FastPath:
+    """The event loop's own SQLite connection: no pool, no wrapper, never waits for a lock."""
+
+    lock: threading.Lock
+    path: str
+    connection: sqlite3.Connection | None = None
+
+    def connect(self) -> sqlite3.Connection:
+        if self.connection is None:
+            # Autocommit mode: BEGIN and COMMIT are issued by hand. busy_timeout=0: another
+            # process holding the database fails the BEGIN at once instead of blocking the loop.
+            self.connection = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False
+            )
+            self.connection.execute("PRAGMA journal_mode=WAL")
+            self.connection.execute("PRAGMA synchronous=FULL")
+            self.connection.execute("PRAGMA busy_timeout=0")
+        return self.connection
+
+
+_FAST_PATHS: weakref.WeakKeyDictionary[Engine, _FastPath] = weakref.WeakKeyDictionary()
+
+
 @contextmanager
-def write_now(engine: Engine) -> Iterator[Connection | None]:
+def write_now(engine: Engine) -> Iterator[sqlite3.Connection | None]:
     """A SQLite write transaction only if it can start without waiting, else None.
 
     For the event loop's fast path: it must never sleep on a lock. The in-process lock is tried
-    without blocking, and SQLite's busy timeout is 0 for this transaction, so another process
-    holding the database makes it fail at once (OperationalError) instead of waiting.
+    without blocking, and the transaction takes SQLite's write lock at BEGIN with no busy wait,
+    so another process holding the database raises sqlite3.OperationalError at once.
     """
-    lock = _WRITE_LOCKS.get(engine)
-    if lock is None or not lock.acquire(blocking=False):
+    fast = _FAST_PATHS.get(engine)
+    if fast is None or not fast.lock.acquire(blocking=False):
         yield None
         return
     try:
-        with engine.begin() as conn:
-            driver = conn.connection.driver_connection  # pragmas straight to sqlite3: cheaper
-            driver.execute("PRAGMA busy_timeout=0")  # type: ignore[union-attr]
-            try:
-                yield conn
-            finally:
-                driver.execute("PRAGMA busy_timeout=30000")  # type: ignore[union-attr]
+        connection = fast.connect()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
     finally:
-        lock.release()
+        fast.lock.release()
 
 
 # Any fixed number: the advisory lock that serializes schema creation across processes.

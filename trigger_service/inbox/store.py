@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -74,27 +75,31 @@ SQLITE_INSERT_EVENT = (
 )
 
 
+def insert_sqlite(connection: sqlite3.Connection, batch: Sequence[Event]) -> list[StoreResult]:
+    cursor = connection.cursor()
+    return [
+        StoreResult(
+            event.id,
+            cursor.execute(
+                SQLITE_INSERT_EVENT,
+                (
+                    event.id,
+                    event.source,
+                    event.kind.value,
+                    json.dumps(subject_to_dict(event.subject)),
+                    event.delivery_id,
+                    event.received_at.timestamp(),
+                ),
+            ).fetchone()
+            is not None,
+        )
+        for event in batch
+    ]
+
+
 def insert_events(conn: Connection, batch: Sequence[Event]) -> list[StoreResult]:
     if conn.dialect.name == "sqlite":
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        return [
-            StoreResult(
-                event.id,
-                cursor.execute(
-                    SQLITE_INSERT_EVENT,
-                    (
-                        event.id,
-                        event.source,
-                        event.kind.value,
-                        json.dumps(subject_to_dict(event.subject)),
-                        event.delivery_id,
-                        event.received_at.timestamp(),
-                    ),
-                ).fetchone()
-                is not None,
-            )
-            for event in batch
-        ]
+        return insert_sqlite(conn.connection.driver_connection, batch)  # type: ignore[arg-type]
     results = []
     for event in batch:
         inserted = conn.execute(
@@ -220,9 +225,9 @@ class Inbox:
         group, self._pending = self._pending, []
         results = None
         try:
-            with write_now(self.engine) as conn:
-                if conn is not None:
-                    results = [insert_events(conn, batch) for batch, _ in group]
+            with write_now(self.engine) as connection:
+                if connection is not None:
+                    results = [insert_sqlite(connection, batch) for batch, _ in group]
         except Exception:
             results = None  # busy (another process) or failed: the writer thread takes it
         if results is not None:  # committed: only now may the senders hear 2xx
