@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -60,20 +58,11 @@ from _common import (
     table,
 )
 
+from tests.support.github import DOCS_PUSH, signature
+
 SECRET = "bench-secret"
-PUSH = {
-    "ref": "refs/heads/main",
-    "before": "1" * 40,
-    "after": "2" * 40,
-    "created": False,
-    "deleted": False,
-    "repository": {"full_name": "team/songs", "clone_url": "https://example.com/team/songs.git"},
-    "pusher": {"name": "ana"},
-    "commits": [{"id": "2" * 40, "added": [], "modified": ["docs/x.md"], "removed": []}],
-    "head_commit": {"id": "2" * 40},
-}
-BODY = json.dumps(PUSH).encode()
-SIGNATURE = "sha256=" + hmac.new(SECRET.encode(), BODY, hashlib.sha256).hexdigest()
+BODY = json.dumps(DOCS_PUSH).encode()
+SIGNATURE = signature(BODY, SECRET)
 
 LUA = r"""
 local threads = {}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import subprocess
 import sys
@@ -14,28 +12,18 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.service.conftest import Build
+from tests.support.github import DOCS_PUSH, signature
 from trigger_service.api import create_app
 from trigger_service.service import Services
 
-PUSH = {
-    "ref": "refs/heads/main",
-    "before": "1" * 40,
-    "after": "2" * 40,
-    "created": False,
-    "deleted": False,
-    "repository": {"full_name": "team/songs", "clone_url": "https://example.com/team/songs.git"},
-    "pusher": {"name": "ana"},
-    "commits": [{"id": "2" * 40, "added": [], "modified": ["docs/x.md"], "removed": []}],
-    "head_commit": {"id": "2" * 40},
-}
+PUSH = DOCS_PUSH
 
 
 def github_headers(body: bytes, secret: str = "gh-secret", delivery: str = "d-1") -> dict:
-    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return {
         "X-GitHub-Event": "push",
         "X-GitHub-Delivery": delivery,
-        "X-Hub-Signature-256": f"sha256={signature}",
+        "X-Hub-Signature-256": signature(body, secret),
         "Content-Type": "application/json",
     }
 

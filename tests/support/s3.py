@@ -11,15 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.support.server import free_port
+
 MOTO_SERVER = Path(sys.executable).parent / "moto_server"
 ACCESS_KEY = "testing"
 SECRET_KEY = "testing"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

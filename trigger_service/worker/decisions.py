@@ -12,7 +12,7 @@ import uuid
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from trigger_service.database import decision_events, decisions, events
@@ -206,11 +206,6 @@ def list_decisions(
 def get_decision(conn: Connection, decision_id: str) -> dict[str, Any] | None:
     row = conn.execute(select(decisions).where(decisions.c.id == decision_id)).first()
     return decision_dict(conn, row) if row is not None else None
-
-
-def counts_by_state(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(select(decisions.c.state, func.count()).group_by(decisions.c.state))
-    return {state: n for state, n in rows}
 
 
 def dead_letter_events(conn: Connection, decision_id: str, error: str) -> list[str]:
