@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     check.set_defaults(func=cmd_check_rules)
 
     exp = sub.add_parser("explain", help="what would this payload do now (changes nothing)")
-    exp.add_argument("source", help="github, gitlab, gitea, storage, alertmanager, manual")
+    exp.add_argument("source", help="github, gitlab, gitea, storage, alertmanager, grafana, manual")
     exp.add_argument("payload", help="file with the body, or - for stdin")
     exp.add_argument("-H", "--header", action="append", default=[], help="'Name: value'")
     exp.add_argument("--rules", help="rules file (default: TRIGGER_RULES_PATH)")

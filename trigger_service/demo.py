@@ -30,10 +30,12 @@ from urllib.parse import quote_plus
 
 import httpx
 
+from trigger_service.settings import SECRET_FIELDS
+
 REPO = Path(__file__).resolve().parent.parent
 BUCKET = "datasets"
 S3_KEYS = ("demo-access-key", "demo-secret-key")
-ROUTES = ("github", "gitlab", "gitea", "storage", "alertmanager", "manual")
+ROUTES = tuple(SECRET_FIELDS)  # every sender's route, each with its own demo secret
 
 RULES = """\
 # Demo rules: written by `make run` / `make demo`; see docs/configuration.md for every field.
@@ -114,12 +116,7 @@ class Demo:
             "TRIGGER_S3_SECRET_KEY": S3_KEYS[1],
         }
         for route, token in self.tokens.items():
-            name = {
-                "github": "GITHUB_SECRET",
-                "gitlab": "GITLAB_TOKEN",
-                "gitea": "GITEA_SECRET",
-            }.get(route, f"{route.upper()}_TOKEN")
-            env[f"TRIGGER_{name}"] = token
+            env[f"TRIGGER_{SECRET_FIELDS[route].upper()}"] = token
         return env
 
 
@@ -145,12 +142,10 @@ def prepare(var: Path, port: int, s3_port: int) -> Demo:
             stdout=subprocess.DEVNULL,
         )
     secrets_file = var / "demo" / "secrets.json"
-    if secrets_file.exists():
-        tokens = json.loads(secrets_file.read_text())
-    else:
-        tokens = {route: secrets.token_urlsafe(24) for route in ROUTES}
-        secrets_file.write_text(json.dumps(tokens, indent=2))
-        secrets_file.chmod(0o600)
+    tokens = json.loads(secrets_file.read_text()) if secrets_file.exists() else {}
+    tokens = {route: tokens.get(route) or secrets.token_urlsafe(24) for route in ROUTES}
+    secrets_file.write_text(json.dumps(tokens, indent=2))  # a route added since: its secret too
+    secrets_file.chmod(0o600)
     if not _git("rev-parse", "HEAD"):
         raise SystemExit(f"{REPO} has no commit: the demo's code trigger watches this repository")
     branch = _git("rev-parse", "--abbrev-ref", "HEAD") or "main"

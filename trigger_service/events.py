@@ -61,7 +61,11 @@ class DataSubject:
 
 @dataclass(frozen=True)
 class DriftSubject:
-    """One Alertmanager alert (webhook version 4)."""
+    """One alert of an Alertmanager (webhook version 4) or Grafana (version 1) notification.
+
+    `truncated_alerts`: how many alerts of the same group the sender cut (its `max_alerts`);
+    they reached nobody, so the delivery's Events carry the count.
+    """
 
     alertname: str
     status: str  # firing | resolved
@@ -72,6 +76,7 @@ class DriftSubject:
     ends_at: str = ""
     group_key: str = ""
     generator_url: str = ""
+    truncated_alerts: int = 0
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,7 @@ SUBJECT_TYPES: dict[EventKind, type] = {
 class Event:
     id: str
     kind: EventKind
-    source: str  # the registry name: github, gitlab, gitea, storage, alertmanager, manual
+    source: str  # the registry name: github, gitlab, gitea, storage, alertmanager, grafana, manual
     subject: Subject
     received_at: datetime
     delivery_id: str | None = None  # the sender's own id, verbatim

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from trigger_service.errors import RejectedInput
 from trigger_service.events import Event, utcnow
 from trigger_service.rules import NoRun, Rules, decide
-from trigger_service.sources import SOURCES
+from trigger_service.sources import SOURCES, truncated_groups
 from trigger_service.worker.admission import verdict_for
 
 
@@ -31,6 +31,13 @@ def explain(events: list[Event], rules: Rules, engine: Engine, now: float) -> li
     for event in events:
         verdict = decide(event, rules)
         answer: dict[str, Any] = {"event": event.to_dict()}
+        cut = truncated_groups([event])
+        if cut:
+            answer["warnings"] = [
+                f"the sender cut {count} alert(s) of group {group} (max_alerts): "
+                "they are not in this delivery and nothing decides them"
+                for group, count in cut.items()
+            ]
         if isinstance(verdict, NoRun):
             answer.update(run=False, reason=verdict.reason)
         else:

@@ -34,3 +34,9 @@ SUBMIT_FAILURES = Counter(
     "trigger_submit_failures_total", "Submission attempts that failed.", ["backend", "kind"]
 )
 RUNS = Counter("trigger_runs_total", "Runs by pipeline and final state.", ["pipeline", "state"])
+ALERTS_TRUNCATED = Counter(
+    "trigger_alerts_truncated_total",
+    "Alerts a sender cut from its notifications (truncatedAlerts, its max_alerts), by source; "
+    "counted on every delivery, repeats included, while the group stays cut.",
+    ["source"],
+)

@@ -20,6 +20,7 @@ SECRET_FIELDS: dict[str, str] = {
     "gitea": "gitea_secret",
     "storage": "storage_token",
     "alertmanager": "alertmanager_token",
+    "grafana": "grafana_token",
     "manual": "manual_token",
 }
 
@@ -42,12 +43,16 @@ class Settings(BaseSettings):
     alertmanager_token: SecretStr | None = Field(
         None, description="Alertmanager bearer token, or basic-auth password."
     )
+    grafana_token: SecretStr | None = Field(
+        None, description="Grafana contact point: Authorization credentials or basic-auth password."
+    )
     manual_token: SecretStr | None = Field(None, description="Bearer token for POST /trigger.")
     github_secret_file: Path | None = None
     gitlab_token_file: Path | None = None
     gitea_secret_file: Path | None = None
     storage_token_file: Path | None = None
     alertmanager_token_file: Path | None = None
+    grafana_token_file: Path | None = None
     manual_token_file: Path | None = None
     allow_unauthenticated: bool = Field(
         False, description="Development only: routes without a secret accept unsigned requests."

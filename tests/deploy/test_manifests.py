@@ -51,6 +51,7 @@ SERVICE_METRICS = {
     "trigger_submit_failures_total",
     "trigger_runs_total",
     "trigger_decisions_total",
+    "trigger_alerts_truncated_total",
 }
 
 
@@ -524,6 +525,8 @@ def test_prometheus_rules(name: str) -> None:
     exprs = " ".join(r["expr"] for r in alerts.values())
     assert "trigger_dead_letters_total" in exprs
     assert "trigger_submit_failures_total" in exprs
+    # Beside the drift rule: a sender's max_alerts cut alerts (a drift alert may be among them).
+    assert "trigger_alerts_truncated_total" in alerts["TriggerAlertsTruncated"]["expr"]
     used = set(re.findall(r"\btrigger_[a-z_]+", exprs))
     assert used <= SERVICE_METRICS, f"unknown service metrics: {used - SERVICE_METRICS}"
 
@@ -542,6 +545,8 @@ tests:
         values: "0.1 0.5x30"
       - series: 'trigger_dead_letters_total{namespace="songs",job="trigger-service"}'
         values: "0 0 1 1 1"
+      - series: 'trigger_alerts_truncated_total{namespace="songs",source="grafana"}'
+        values: "0 0 0 2 2"
     alert_rule_test:
       - eval_time: 10m
         alertname: ModelDrift
@@ -556,6 +561,23 @@ tests:
                 The drift score of the served model songs in songs has been above 0.3 for 15m.
                 Alertmanager sends this alert to the trigger service, which decides whether to
                 retrain.
+      - eval_time: 2m
+        alertname: TriggerAlertsTruncated
+        exp_alerts: []
+      - eval_time: 4m
+        alertname: TriggerAlertsTruncated
+        exp_alerts:
+          - exp_labels:
+              alertname: TriggerAlertsTruncated
+              namespace: songs
+              source: grafana
+              severity: warning
+            exp_annotations:
+              summary: grafana cut alerts from its notifications (2 in 15m)
+              description: >-
+                Alerts beyond the sender's max_alerts reached nobody, and a drift alert may be
+                among them. Raise max_alerts or group by model (docs/senders.md); the service
+                log names the group.
       - eval_time: 4m
         alertname: TriggerDeadLetters
         exp_alerts:

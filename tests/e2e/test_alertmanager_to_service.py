@@ -71,3 +71,30 @@ def test_alertmanager_repeats_are_one_event_one_run_and_resolved_runs_nothing(
     assert "Traceback" not in log
     metrics = api.get("/metrics").text
     assert 'trigger_events_received_total{outcome="duplicate",source="alertmanager"}' in metrics
+
+
+def test_a_group_cut_by_max_alerts_is_recorded_and_warned_about(
+    service: ServiceProcess, tmp_path: Path
+) -> None:
+    api = httpx.Client(base_url=service.url, timeout=10)
+    webhook = f"{service.url}/webhooks/alertmanager"
+    started = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+
+    def events() -> list[dict]:
+        return api.get("/events", params={"source": "alertmanager"}).json()["items"]
+
+    with alertmanager(tmp_path, webhook, TOKEN, max_alerts=1) as url:
+        post_alerts(url, [alert(model, started) for model in ("songs", "albums", "artists")])
+        wait(lambda: len(events()) >= 1, "the cut notification to be stored")
+
+    # Alertmanager sent one alert of three and counted the other two in truncatedAlerts.
+    stored = [api.get(f"/events/{e['id']}").json() for e in events()]
+    assert len(stored) == 1, stored
+    assert stored[0]["subject"]["truncated_alerts"] == 2
+    log = (tmp_path / "service" / "service.log").read_text()
+    warnings = [line for line in log.splitlines() if '"level": "warning"' in line and "cut" in line]
+    assert warnings, log[-2000:]
+    assert 'cut 2 alert(s) from group {}:{alertname=\\"ModelDrift\\"}' in warnings[0]
+    assert stored[0]["id"] in warnings[0]
+    metrics = api.get("/metrics").text
+    assert 'trigger_alerts_truncated_total{source="alertmanager"}' in metrics

@@ -39,6 +39,7 @@ SAMPLES: dict[str, Delivery] = {
     ),
     "storage": Delivery({}, _fixture("storage/s3-records.json")),
     "alertmanager": Delivery({}, ALERT_BODY),
+    "grafana": Delivery({}, _fixture("grafana/docs-example.json")),
     "manual": Delivery(
         {"idempotency-key": "k-1"},
         b'{"pipeline": "churn", "version": "abc123", "params": {"epochs": 3}, "reason": "test"}',

@@ -25,6 +25,11 @@ GOOD: dict[str, list[dict[str, str]]] = {
         {"authorization": basic("alertmanager", SECRET)},
         {"authorization": basic("", SECRET)},
     ],
+    "grafana": [
+        {"authorization": f"Bearer {SECRET}"},
+        {"authorization": f"Token {SECRET}"},
+        {"authorization": basic("grafana", SECRET)},
+    ],
     "manual": [{"authorization": f"Bearer {SECRET}"}],
 }
 
@@ -67,6 +72,13 @@ BAD: dict[str, list[dict[str, str]]] = {
         {"authorization": basic(SECRET, WRONG)},  # the secret as user name is not enough
         {"authorization": "Basic !!not-base64!!"},
         {"authorization": "Basic " + "c2VjcmV0"},  # "secret" without a colon
+    ],
+    "grafana": [
+        {},
+        {"authorization": f"Bearer {WRONG}"},
+        {"authorization": f"Token {WRONG}"},
+        {"authorization": basic("grafana", WRONG)},
+        {"authorization": SECRET},
     ],
     "manual": [
         {},

@@ -14,7 +14,15 @@ from .samples import SAMPLES
 
 
 def test_registry_names_every_route() -> None:
-    assert set(SOURCES) == {"github", "gitlab", "gitea", "storage", "alertmanager", "manual"}
+    assert set(SOURCES) == {
+        "github",
+        "gitlab",
+        "gitea",
+        "storage",
+        "alertmanager",
+        "grafana",
+        "manual",
+    }
     assert all(source.name == name for name, source in SOURCES.items())
     assert set(SAMPLES) == set(SOURCES)
 

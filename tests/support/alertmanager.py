@@ -4,7 +4,8 @@
         post_alerts(url, [alert("songs", starts)])
 
 Its route groups by alertname and re-sends every 2 s (repeat_interval), with send_resolved,
-bearer credentials and the webhook at `webhook_url`.
+bearer credentials and the webhook at `webhook_url`; `max_alerts=N` cuts each notification to
+N alerts (0: no limit), counting the rest in `truncatedAlerts`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ receivers:
     webhook_configs:
       - url: {url}
         send_resolved: true
+        max_alerts: {max_alerts}
         http_config:
           authorization:
             credentials: {secret}
@@ -45,11 +47,13 @@ receivers:
 
 
 @contextmanager
-def alertmanager(tmp_path: Path, webhook_url: str, secret: str) -> Iterator[str]:
+def alertmanager(
+    tmp_path: Path, webhook_url: str, secret: str, max_alerts: int = 0
+) -> Iterator[str]:
     """Start Alertmanager notifying `webhook_url`; yields its own URL."""
     assert BINARY is not None, MISSING
     config = tmp_path / "alertmanager.yml"
-    config.write_text(CONFIG.format(url=webhook_url, secret=secret))
+    config.write_text(CONFIG.format(url=webhook_url, secret=secret, max_alerts=max_alerts))
     url = f"http://127.0.0.1:{free_port()}"
     log_path = tmp_path / "alertmanager.log"
     with log_path.open("wb") as log:

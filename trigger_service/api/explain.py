@@ -20,7 +20,7 @@ router = APIRouter(tags=["decisions"])
 class ExplainRequest(BaseModel):
     event_id: str | None = Field(None, description="A stored event to decide again.")
     source: str | None = Field(
-        None, description="github, gitlab, gitea, storage, alertmanager, manual"
+        None, description="github, gitlab, gitea, storage, alertmanager, grafana, manual"
     )
     headers: dict[str, str] = Field(default_factory=dict, description="The sender's headers.")
     payload: Any = Field(None, description="The sender's JSON body.")

@@ -14,10 +14,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from trigger_service.errors import Ignored, PayloadTooLarge, RejectedInput, Unauthorized
-from trigger_service.events import utcnow
-from trigger_service.metrics import EVENTS_RECEIVED, REQUEST_SECONDS
+from trigger_service.events import Event, utcnow
+from trigger_service.metrics import ALERTS_TRUNCATED, EVENTS_RECEIVED, REQUEST_SECONDS
 from trigger_service.service import Services
-from trigger_service.sources import SOURCES
+from trigger_service.sources import SOURCES, truncated_groups
 
 router = APIRouter(tags=["webhooks"])
 log = logging.getLogger(__name__)
@@ -78,11 +78,25 @@ async def _receive(name: str, request: Request, services: Services) -> Response:
     EVENTS_RECEIVED.labels(name, "accepted" if new else "duplicate").inc()
     for event_id in new:
         log.info("event stored", extra={"event_id": event_id, "source": name})
+    _warn_truncated(name, parsed)
     payload: dict[str, Any] = {"event_ids": new + seen, "accepted": new, "duplicates": seen}
     if new:
         services.worker_wakeup()
         return JSONResponse(payload, status_code=202)
     return JSONResponse({**payload, "duplicate": True}, status_code=200)
+
+
+def _warn_truncated(name: str, parsed: list[Event]) -> None:
+    # Alerts cut by the sender's max_alerts reached nobody: a drift alert may be among them.
+    for group, cut in truncated_groups(parsed).items():
+        ALERTS_TRUNCATED.labels(name).inc(cut)
+        log.warning(
+            "%s cut %d alert(s) from group %s (max_alerts): they were not delivered",
+            name,
+            cut,
+            group[:200],
+            extra={"source": name, "event_id": parsed[0].id},
+        )
 
 
 def _webhook(name: str) -> Any:
@@ -94,7 +108,7 @@ def _webhook(name: str) -> Any:
     return handler
 
 
-for _name in ("github", "gitlab", "gitea", "storage", "alertmanager"):
+for _name in ("github", "gitlab", "gitea", "storage", "alertmanager", "grafana"):
     router.add_api_route(
         f"/webhooks/{_name}",
         _webhook(_name),

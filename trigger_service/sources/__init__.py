@@ -3,17 +3,19 @@
 `SOURCES` maps the route name (/webhooks/<name>, manual: /trigger) to its source; callers look
 the source up here and never branch on the kind. Shared parsing lives in the `_`-prefixed
 modules: `_json` (untrusted JSON, typed getters), `_auth` (constant-time secret checks),
-`_git_push` (push payload -> CodeSubject for github, gitlab and gitea).
+`_git_push` (push payload -> CodeSubject for github, gitlab and gitea), `_alerts` (an
+alert group -> drift Events for alertmanager and grafana).
 """
 
 from __future__ import annotations
 
-from trigger_service.sources import alertmanager, gitea, github, gitlab, manual, storage
+from trigger_service.sources import alertmanager, gitea, github, gitlab, grafana, manual, storage
+from trigger_service.sources._alerts import truncated_groups
 from trigger_service.sources.base import Source
 
 SOURCES: dict[str, Source] = {
     module.source.name: module.source
-    for module in (github, gitlab, gitea, storage, alertmanager, manual)
+    for module in (github, gitlab, gitea, storage, alertmanager, grafana, manual)
 }
 
-__all__ = ["SOURCES", "Source"]
+__all__ = ["SOURCES", "Source", "truncated_groups"]

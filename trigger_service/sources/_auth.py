@@ -47,15 +47,19 @@ def check_token(given: str | None, secret: str, what: str) -> None:
         raise Unauthorized(f"{what}: wrong token")
 
 
-def authorization_secret(headers: Mapping[str, str], *, basic: bool) -> str | None:
+def authorization_secret(
+    headers: Mapping[str, str], *, basic: bool, any_scheme: bool = False
+) -> str | None:
     """The token of `Authorization: Bearer <token>`, or (if `basic`) the password of Basic auth.
 
     Basic auth ignores the user name: senders such as Alertmanager and SNS only let one put a
-    user:password pair in the request, and the password is the shared secret.
+    user:password pair in the request, and the password is the shared secret. `any_scheme`
+    also takes the credentials of another scheme (`Authorization: <scheme> <credentials>`), for
+    senders whose scheme is the user's choice (Grafana's contact point).
     """
     scheme, _, credentials = headers.get("authorization", "").strip().partition(" ")
     credentials = credentials.strip()
-    if scheme.lower() == "bearer":
+    if scheme.lower() == "bearer" or (any_scheme and scheme and scheme.lower() != "basic"):
         return credentials or None
     if basic and scheme.lower() == "basic":
         try:
@@ -67,5 +71,7 @@ def authorization_secret(headers: Mapping[str, str], *, basic: bool) -> str | No
     return None
 
 
-def check_authorization(headers: Mapping[str, str], secret: str, what: str, *, basic: bool) -> None:
-    check_token(authorization_secret(headers, basic=basic), secret, what)
+def check_authorization(
+    headers: Mapping[str, str], secret: str, what: str, *, basic: bool, any_scheme: bool = False
+) -> None:
+    check_token(authorization_secret(headers, basic=basic, any_scheme=any_scheme), secret, what)

@@ -1,64 +1,23 @@
 """Alertmanager webhook notifications (version 4): one drift Event per alert.
 
-An alert's Event id is groupKey + fingerprint + startsAt + status: Alertmanager re-sends a
-firing alert every repeat_interval, and those repeats are the same Event; its resolution is a
-different one.
+The group's parsing and the Event identity (groupKey + fingerprint + startsAt + status) are
+shared with Grafana-managed alerting: see `_alerts`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
-from trigger_service.errors import Ignored, RejectedInput
-from trigger_service.events import DriftSubject, Event, EventKind, make_event_id
+from trigger_service.errors import RejectedInput
+from trigger_service.events import Event
+from trigger_service.sources._alerts import STATUSES, group_events, label_fingerprint
 from trigger_service.sources._auth import check_authorization
-from trigger_service.sources._json import load_object, opt, req, str_dict
+from trigger_service.sources._json import load_object
 
 WHAT = "alertmanager"
-STATUSES = ("firing", "resolved")
 
-# Prometheus' label-set fingerprint (FNV-1a 64 over sorted name, 0xff, value, 0xff).
-_FNV_OFFSET = 14695981039346656037
-_FNV_PRIME = 1099511628211
-_SEPARATOR = 0xFF
-
-
-def label_fingerprint(labels: Mapping[str, str]) -> str:
-    """The fingerprint Alertmanager itself gives an alert with these labels."""
-    digest = _FNV_OFFSET
-    for name in sorted(labels):
-        for byte in (*name.encode(), _SEPARATOR, *labels[name].encode(), _SEPARATOR):
-            digest = ((digest ^ byte) * _FNV_PRIME) & 0xFFFFFFFFFFFFFFFF
-    return f"{digest:016x}"
-
-
-def _event(alert: Any, group_key: str, received_at: datetime, what: str) -> Event:
-    if not isinstance(alert, dict):
-        raise RejectedInput(f"{what}: not an object")
-    status = req(alert, "status", str, what)
-    if status not in STATUSES:
-        raise RejectedInput(f"{what}: status must be firing or resolved, not {status!r}")
-    labels = str_dict(alert, "labels", what)
-    subject = DriftSubject(
-        alertname=labels.get("alertname", ""),
-        status=status,
-        labels=labels,
-        annotations=str_dict(alert, "annotations", what),
-        fingerprint=opt(alert, "fingerprint", str, what) or label_fingerprint(labels),
-        starts_at=req(alert, "startsAt", str, what),
-        ends_at=opt(alert, "endsAt", str, what) or "",
-        group_key=group_key,
-        generator_url=opt(alert, "generatorURL", str, what) or "",
-    )
-    return Event(
-        id=make_event_id("alertmanager", group_key, subject.fingerprint, subject.starts_at, status),
-        kind=EventKind.DRIFT,
-        source="alertmanager",
-        subject=subject,
-        received_at=received_at,
-    )
+__all__ = ["STATUSES", "AlertmanagerSource", "label_fingerprint", "source"]
 
 
 class AlertmanagerSource:
@@ -72,15 +31,10 @@ class AlertmanagerSource:
         payload = load_object(body, WHAT)
         version = payload.get("version")
         if version != "4":
-            raise RejectedInput(f"{WHAT}: unsupported webhook version {version!r:.40}")
-        group_key = req(payload, "groupKey", str, WHAT)
-        alerts = req(payload, "alerts", list, WHAT)
-        if not alerts:
-            raise Ignored("notification without alerts")
-        return [
-            _event(alert, group_key, received_at, f"{WHAT} alerts[{index}]")
-            for index, alert in enumerate(alerts)
-        ]
+            # Grafana-managed alerting posts version 1: it has its own route.
+            hint = " (Grafana-managed alerts go to /webhooks/grafana)" if version == "1" else ""
+            raise RejectedInput(f"{WHAT}: unsupported webhook version {version!r:.40}{hint}")
+        return group_events(payload, source=self.name, what=WHAT, received_at=received_at)
 
 
 source = AlertmanagerSource()
