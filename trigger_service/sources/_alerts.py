@@ -22,6 +22,7 @@ from trigger_service.events import DriftSubject, Event, EventKind, make_event_id
 from trigger_service.sources._json import opt, req, str_dict
 
 STATUSES = ("firing", "resolved")
+MAX_TRUNCATED = 2**63 - 1  # both senders count in a 64-bit integer
 
 # Prometheus' label-set fingerprint (FNV-1a 64 over sorted name, 0xff, value, 0xff).
 _FNV_OFFSET = 14695981039346656037
@@ -44,8 +45,8 @@ def truncated_count(payload: Mapping[str, Any], what: str) -> int:
     Raises RejectedInput for a negative or non-integer count.
     """
     count = opt(payload, "truncatedAlerts", int, what) or 0
-    if count < 0:
-        raise RejectedInput(f"{what}: field truncatedAlerts must not be negative")
+    if not 0 <= count <= MAX_TRUNCATED:
+        raise RejectedInput(f"{what}: field truncatedAlerts must be between 0 and {MAX_TRUNCATED}")
     return count
 
 
