@@ -19,10 +19,12 @@ from minio import Minio
 from minio.commonconfig import ENABLED
 from minio.versioningconfig import VersioningConfig
 from sqlalchemy import func, select
+from urllib3.exceptions import ProtocolError
 
 from tests.service.conftest import Build, FakeClock
 from tests.sources.helpers import payload
 from tests.support.backends import ScriptedBackend
+from tests.support.postgres import find_postgres_bin, postgres_cluster
 from tests.support.repo import GitRepo, rules_text
 from tests.support.s3 import ACCESS_KEY, SECRET_KEY, moto_server
 from trigger_service.api import create_app
@@ -395,3 +397,71 @@ def test_in_the_worker_process_a_lost_notification_runs_within_an_interval(
 def _baselined(services: Services) -> float | None:
     with services.engine.connect() as conn:
         return conn.execute(select(reconcile_state.c.baselined_at)).scalar()
+
+
+class DroppingClient(Minio):
+    """The real client, whose listing connection drops after `fail_after` entries, once."""
+
+    def __init__(self, *args: Any, fail_after: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fail_after: int | None = fail_after
+        self.starts: list[str | None] = []
+
+    def list_objects(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        self.starts.append(kwargs.get("start_after"))
+        listing = super().list_objects(*args, **kwargs)
+        limit, self.fail_after = self.fail_after, None
+        for index, obj in enumerate(listing):
+            if limit is not None and index == limit:
+                raise ProtocolError("Connection broken: IncompleteRead")
+            yield obj
+
+
+def test_a_listing_that_breaks_midway_resumes_after_the_last_committed_key(
+    build: Build, repo: GitRepo, clock: FakeClock, s3: Minio, bucket: str, endpoint: str
+) -> None:
+    keys = [f"songs/part-{i:04d}.csv" for i in range(1200)]
+    _put_many(s3, bucket, keys)
+    services = with_s3(build, reconcile_rules(repo, bucket), endpoint)
+    client = DroppingClient(
+        endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY, secure=False, fail_after=700
+    )
+    reconciler(services).client = client
+    reconciler(services).chunk = 200
+    [trigger] = reconciler(services).triggers()
+
+    assert reconciler(services).reconcile(trigger) is None  # broke after 700 entries
+    assert count(services, seen_objects) == 600  # three chunks committed
+    clock.advance(2)
+    result = reconciler(services).reconcile(trigger)
+    assert result is not None and result.baseline
+    # Resumed after the last key of the committed chunks it was sure of, not from the start.
+    assert client.starts == [None, keys[598]]
+    assert result.listed == 1200 - 599
+    assert count(services, seen_objects) == 1200
+    assert stored(services) == []  # still the baseline: nothing runs
+    assert _baselined(services) is not None
+
+
+@pytest.mark.slow
+def test_two_replicas_on_postgresql_list_each_interval_once(
+    build: Build, repo: GitRepo, clock: FakeClock, s3: Minio, bucket: str, endpoint: str
+) -> None:
+    bindir = find_postgres_bin()
+    if bindir is None:
+        pytest.skip(
+            "PostgreSQL server binaries (initdb, pg_ctl) not installed: apt-get install postgresql"
+        )
+    with postgres_cluster(bindir) as pg:
+        rules = reconcile_rules(repo, bucket)
+        one = with_s3(build, rules, endpoint, database_url=pg.url)
+        two = with_s3(build, rules, endpoint, database_url=pg.url)
+        put(s3, bucket, "songs/before.csv")
+        assert reconciler(one).reconcile_due() + reconciler(two).reconcile_due() == 1
+        put(s3, bucket, "songs/after.csv")
+        clock.advance(INTERVAL)
+        assert reconciler(two).reconcile_due() + reconciler(one).reconcile_due() == 1
+        assert [e.subject.key for e in stored(one)] == ["songs/after.csv"]  # type: ignore[union-attr]
+        assert count(one, seen_objects) == 2
+        one.engine.dispose()
+        two.engine.dispose()
