@@ -10,6 +10,8 @@ Tables, by the stage that writes them:
     pipeline_versions  gitops       versions registered with the backend, by commit
     current_versions   gitops       which version each branch runs now, and why
     runs, run_states   tracking     submitted runs and every state they passed through
+    seen_objects       reconcile    object versions a bucket listing has already accounted for
+    reconcile_state    reconcile    per listed trigger: baseline done, next pass, last error
 """
 
 from __future__ import annotations
@@ -181,6 +183,28 @@ run_states = Table(
     Column("state", String(16), nullable=False),
     Column("at", Float, nullable=False),
     Column("detail", Text),
+)
+
+seen_objects = Table(
+    "seen_objects",
+    metadata,
+    Column("id", String(128), primary_key=True),  # the object version's Event id
+    Column("seen_at", Float, nullable=False),
+)
+
+reconcile_state = Table(
+    "reconcile_state",
+    metadata,
+    Column("scope", String(64), primary_key=True),  # hash of trigger, bucket and prefix
+    Column("trigger", String(128), nullable=False),
+    Column("bucket", String(256), nullable=False),
+    Column("prefix", Text, nullable=False),
+    Column("baselined_at", Float),  # None: the first complete listing has not happened yet
+    Column("next_due", Float, nullable=False, default=0.0),
+    Column("last_listed_at", Float),
+    Column("last_objects", Integer),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("last_error", Text),
 )
 
 

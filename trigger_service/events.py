@@ -49,6 +49,7 @@ class DataSubject:
     etag: str | None = None
     sequencer: str | None = None
     endpoint: str | None = None  # where MinIO says it lives, when it says
+    version_id: str | None = None  # the object version, in a versioned bucket
 
     @property
     def created(self) -> bool:

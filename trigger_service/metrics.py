@@ -40,3 +40,29 @@ ALERTS_TRUNCATED = Counter(
     "counted on every delivery, repeats included, while the group stays cut.",
     ["source"],
 )
+RECONCILE_LISTED = Counter(
+    "trigger_reconcile_objects_listed_total",
+    "Objects a data trigger's bucket listing returned.",
+    ["trigger"],
+)
+RECONCILE_MISSING = Counter(
+    "trigger_reconcile_objects_missing_total",
+    "Objects a listing found that no notification had brought: each became a new event.",
+    ["trigger"],
+)
+RECONCILE_BASELINE = Counter(
+    "trigger_reconcile_objects_baseline_total",
+    "Objects already there at a trigger's first listing, recorded as seen without a run.",
+    ["trigger"],
+)
+RECONCILE_ERRORS = Counter(
+    "trigger_reconcile_errors_total",
+    "Bucket listings that failed (retried with backoff).",
+    ["trigger"],
+)
+RECONCILE_SECONDS = Histogram(
+    "trigger_reconcile_seconds",
+    "Duration of one complete listing pass of a data trigger.",
+    ["trigger"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)

@@ -16,6 +16,8 @@ from sqlalchemy import Engine
 from trigger_service.database import create_schema, make_engine
 from trigger_service.inbox import Inbox
 from trigger_service.modelserver import make_rollout
+from trigger_service.reconcile import Reconciler
+from trigger_service.reconcile.listing import make_client as make_s3_client
 from trigger_service.rules import Rules, RulesError, load_rules
 from trigger_service.settings import SECRET_FIELDS, Settings
 from trigger_service.submit.base import Backend
@@ -81,6 +83,34 @@ def make_backend(settings: Settings) -> Backend:
     )
 
 
+def make_reconciler(
+    settings: Settings,
+    engine: Engine,
+    rules: Callable[[], Rules],
+    wakeup: Callable[[], None],
+    clock: Clock = time.time,
+) -> Reconciler:
+    """The bucket reconcile loop, with the TRIGGER_S3_* endpoint and keys (none: it lists
+    nothing and says so once per trigger)."""
+    client = None
+    if settings.s3_endpoint:
+        client = make_s3_client(
+            settings.s3_endpoint,
+            settings.s3_access_key.get_secret_value() if settings.s3_access_key else None,
+            settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None,
+            settings.s3_secure,
+        )
+    return Reconciler(
+        engine,
+        rules,
+        client,
+        on_new_events=wakeup,
+        retry_base_seconds=settings.retry_base_seconds,
+        retry_max_seconds=settings.retry_max_seconds,
+        clock=clock,
+    )
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -92,6 +122,7 @@ class Services:
     models: ModelLinker
     worker: Worker
     clock: Clock = field(default=time.time)
+    reconciler: Reconciler | None = None  # runs with the worker (its companion)
 
     @classmethod
     def build(
@@ -142,7 +173,11 @@ class Services:
             settings.kfp_poll_seconds if settings.backend == "kfp" else 1.0,
             clock,
         )
-        return cls(settings, engine, inbox, rules, backend, versions, models, worker, clock)
+        reconciler = make_reconciler(settings, engine, rules, worker.wakeup, clock)
+        worker.companions.append(reconciler)
+        return cls(
+            settings, engine, inbox, rules, backend, versions, models, worker, clock, reconciler
+        )
 
     def worker_wakeup(self) -> None:
         self.worker.wakeup()

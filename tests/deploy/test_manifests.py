@@ -495,6 +495,8 @@ def test_minio_job_configures_the_notification(name: str) -> None:
     assert "mc admin config set target notify_webhook:trigger \\\n" in expanded
     assert "auth_token=$(cat /etc/trigger/secrets/storage-token)" in expanded
     assert "mc admin service restart target" in expanded
+    # MinIO's persistent event store: undelivered events are kept and retried, not dropped.
+    assert "queue_dir=/opt/minio/events/trigger queue_limit=100000" in expanded
     assert re.search(
         r"mc event add target/songs arn:minio:sqs::trigger:webhook\s*\\\s*"
         r"--event put --prefix songs/ --suffix \.csv",

@@ -307,3 +307,54 @@ def test_booleans_are_not_numbers() -> None:
     assert problems(text) == [
         "rules.yaml:5: triggers[0].policy.max_runs_per_hour: must be a valid integer (got true)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (
+            "reconcile_seconds: -1",
+            "rules.yaml:8: triggers[0].reconcile_seconds: must be 0 (off) or",
+        ),
+        (
+            "reconcile_seconds: 0.5",
+            "rules.yaml:8: triggers[0].reconcile_seconds: must be 0 (off) or",
+        ),
+        (
+            "reconcile_seconds: .inf",
+            "rules.yaml:8: triggers[0].reconcile_seconds: must be 0 (off) or",
+        ),
+        (
+            "reconcile_seconds: 1.0e+30",
+            "rules.yaml:8: triggers[0].reconcile_seconds: must be 0 (off) or",
+        ),
+        ("reconcile_seconds: true", "rules.yaml:8: triggers[0].reconcile_seconds: must be a valid"),
+        ("reconcile_seconds: '60'", "rules.yaml:8: triggers[0].reconcile_seconds: must be a valid"),
+        (
+            "reconcile_baseline: all",
+            "rules.yaml:8: triggers[0].reconcile_baseline: must be one of skip, run (got all)",
+        ),
+        ("reconcile_second: 60", "rules.yaml:8: triggers[0].reconcile_second: unknown field (did"),
+    ],
+)
+def test_reconcile_fields_are_checked_with_their_line(fields: str, expected: str) -> None:
+    text = HEAD + f"  - name: a\n    on: data\n    pipeline: songs\n    {fields}\n"
+    found = problems(text)
+    assert any(p.startswith(expected) for p in found), "\n".join(found)
+
+
+def test_reconcile_defaults_and_a_bucketless_trigger() -> None:
+    rules = parse_rules(HEAD + "  - {name: a, on: data, pipeline: songs}\n")
+    trigger = rules.triggers[0]
+    assert isinstance(trigger, DataTrigger)
+    assert (trigger.reconcile_seconds, trigger.reconcile_baseline) == (600.0, "skip")
+    # Asking to list "any bucket" cannot work: refused where it is written.
+    found = problems(
+        HEAD + "  - name: a\n    on: data\n    pipeline: songs\n    reconcile_seconds: 60\n"
+    )
+    assert found == [
+        "rules.yaml:8: triggers[0].reconcile_seconds: reconcile needs a bucket to list: set "
+        "bucket, or reconcile_seconds: 0"
+    ]
+    off = parse_rules(HEAD + "  - {name: a, on: data, pipeline: songs, reconcile_seconds: 0}\n")
+    assert off.triggers[0].reconcile_seconds == 0  # type: ignore[union-attr]

@@ -9,7 +9,7 @@ import pytest
 
 from trigger_service.errors import Ignored, RejectedInput
 from trigger_service.events import DataSubject, Event, EventKind
-from trigger_service.sources.storage import source
+from trigger_service.sources.storage import listed_object_event, source
 
 from .helpers import RECEIVED, body_of, payload
 
@@ -118,8 +118,14 @@ def test_event_ids() -> None:
     put = payload("storage/minio-put.json")
     first, again = parse(put)[0], parse(payload("storage/minio-put.json"))[0]
     assert first.id == again.id
-    # A later write of the same key has a new sequencer: a different event.
+    # The identity is the object version, not the notification: another sequencer, request
+    # id or time for the same bucket, key and ETag is the same event.
     put["Records"][0]["s3"]["object"]["sequencer"] = "187AE1FFFFFFFFFF"
+    put["Records"][0]["eventTime"] = "2026-11-25T09:00:00.000Z"
+    put["Records"][0]["eventName"] = "s3:ObjectCreated:Copy"
+    assert parse(put)[0].id == first.id
+    # A later write of the same key with other content is another version: another event.
+    put["Records"][0]["s3"]["object"]["eTag"] = "0" * 32
     assert parse(put)[0].id != first.id
     # The same key, created then removed, are two events.
     assert parse(payload("storage/minio-delete.json"))[0].id != first.id
@@ -127,9 +133,80 @@ def test_event_ids() -> None:
     assert len(set(ids)) == len(ids) == 3
 
 
-def test_event_id_without_sequencer_uses_etag_and_time() -> None:
+def test_versioned_object_identity_is_its_version_id() -> None:
+    put = payload("storage/minio-put.json")
+    obj = put["Records"][0]["s3"]["object"]
+    obj["versionId"] = "v-one"
+    first = parse(put)[0]
+    assert first.subject == DataSubject(
+        bucket="datasets",
+        key="songs/2026 11/data v2.csv",
+        event_name="s3:ObjectCreated:Put",
+        size=52431,
+        etag="9b2cf535f27731c974343645a3985328",
+        sequencer="187AE1A2B3C4D5E6",
+        endpoint="http://10.42.0.9:9000",
+        version_id="v-one",
+    )
+    # Two versions with the same content are still two versions.
+    obj["versionId"] = "v-two"
+    assert parse(put)[0].id != first.id
+    # "null" is MinIO's and S3's version id of an object written while versioning was off.
+    obj["versionId"] = "null"
+    del put["Records"][0]["s3"]["object"]["sequencer"]
+    assert parse(put)[0].subject.version_id is None  # type: ignore[union-attr]
+    assert parse(put)[0].id == parse(payload("storage/minio-put.json"))[0].id
+
+
+@pytest.mark.parametrize("fixture", ["storage/minio-put.json", "storage/s3-records.json"])
+def test_a_listed_object_is_the_same_event_as_its_notification(fixture: str) -> None:
+    notified = parse(payload(fixture))[0]
+    subject = notified.subject
+    assert isinstance(subject, DataSubject)
+    listed = listed_object_event(
+        subject.bucket,
+        subject.key,
+        size=subject.size,
+        etag=f'"{subject.etag}"',  # listings quote the ETag
+        version_id=subject.version_id,
+        received_at=RECEIVED,
+    )
+    assert listed is not None
+    assert (listed.id, listed.kind, listed.source) == (notified.id, EventKind.DATA, "reconcile")
+    same = ("bucket", "key", "size", "etag", "version_id", "created", "uri")
+    assert {f: getattr(listed.subject, f) for f in same} == {f: getattr(subject, f) for f in same}
+
+
+def test_a_listed_entry_without_version_or_etag_has_no_identity() -> None:
+    kwargs = {"size": 1, "etag": None, "version_id": "null", "received_at": RECEIVED}
+    assert listed_object_event("b", "k", **kwargs) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "event_name",
+    [
+        "s3:ObjectRemoved:DeleteAllVersions",
+        "ObjectRemoved:Delete",
+        "s3:ObjectRemoved:DeleteMarkerCreated",
+    ],
+)
+def test_removals_are_kept_as_not_created_and_never_share_the_objects_id(event_name: str) -> None:
+    created = parse(payload("storage/minio-put.json"))[0]
+    data = payload("storage/minio-put.json")
+    data["Records"][0]["eventName"] = event_name
+    [removed] = parse(data)
+    assert isinstance(removed.subject, DataSubject)
+    assert not removed.subject.created
+    assert removed.subject.event_name.startswith("s3:ObjectRemoved:")
+    assert removed.id != created.id
+    # Redelivery of the removal is the same event.
+    assert parse(data)[0].id == removed.id
+
+
+def test_event_id_without_version_etag_or_sequencer_uses_time() -> None:
     data = payload("storage/minio-put.json")
     del data["Records"][0]["s3"]["object"]["sequencer"]
+    del data["Records"][0]["s3"]["object"]["eTag"]
     first = parse(data)[0]
     assert first.id == parse(data)[0].id
     data["Records"][0]["eventTime"] = "2026-11-25T07:41:13.000Z"

@@ -19,9 +19,9 @@ SECRET_KEY = "testing"
 
 
 @contextmanager
-def moto_server(timeout: float = 30.0) -> Iterator[str]:
-    """Start moto's S3 server; yields its endpoint as host:port."""
-    port = free_port()
+def moto_server(timeout: float = 30.0, port: int | None = None) -> Iterator[str]:
+    """Start moto's S3 server (on `port`, else a free one); yields its endpoint as host:port."""
+    port = port or free_port()
     server = subprocess.Popen(
         [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from trigger_service.rules.match import parse_matcher
-from trigger_service.rules.model import DriftTrigger, ManualTrigger, Rules
+from trigger_service.rules.model import DataTrigger, DriftTrigger, ManualTrigger, Rules
 from trigger_service.rules.templates import TemplateError, parse_template
 
 Path = tuple[str | int, ...]
@@ -62,10 +62,19 @@ def _triggers(rules: Rules) -> Iterator[Problem]:
                     parse_matcher(raw)
                 except re.error as error:
                     yield Problem((*at, "labels", label), f"bad regular expression: {error}")
+        if isinstance(trigger, DataTrigger) and _lists_any_bucket(trigger):
+            message = "reconcile needs a bucket to list: set bucket, or reconcile_seconds: 0"
+            yield Problem((*at, "reconcile_seconds"), message)
         wanted = _BATCH_BY_KIND.get(trigger.policy.batch_by or "none")
         if wanted is not None and wanted != trigger.on:
             message = f"batch_by {trigger.policy.batch_by} applies to {wanted} triggers only"
             yield Problem((*at, "policy", "batch_by"), message)
+
+
+def _lists_any_bucket(trigger: DataTrigger) -> bool:
+    # The default interval on a bucketless trigger just means "not listed"; asking for it is not.
+    asked = "reconcile_seconds" in trigger.model_fields_set and trigger.reconcile_seconds > 0
+    return asked and trigger.bucket is None
 
 
 def _unknown_pipeline(name: str, known: list[str]) -> str:

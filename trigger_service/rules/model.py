@@ -81,6 +81,15 @@ def _image_template(value: str) -> str:
     return value
 
 
+def _reconcile_interval(value: float) -> float:
+    # Under a second would list the bucket back to back; over a week is as good as never.
+    if value != 0 and not 1 <= value <= RECONCILE_MAX_SECONDS:
+        raise ValueError(f"must be 0 (off) or between 1 and {RECONCILE_MAX_SECONDS:.0f} seconds")
+    return value
+
+
+RECONCILE_MAX_SECONDS = 7 * 24 * 3600.0
+
 Name = Annotated[str, AfterValidator(_name)]
 ParamName = Annotated[str, AfterValidator(_param_name)]
 Scalar = Annotated[Any, AfterValidator(_scalar)]
@@ -88,6 +97,7 @@ Text = Annotated[str, AfterValidator(_not_empty)]
 Globs = Annotated[tuple[Text, ...], Field(min_length=1)]
 Seconds = Annotated[float, Field(ge=0, strict=True)]  # strict: `true` is not 1 second
 Count = Annotated[int, Field(ge=0, strict=True)]
+ReconcileSeconds = Annotated[float, Field(strict=True), AfterValidator(_reconcile_interval)]
 Concurrency = Literal["queue-one", "skip", "parallel"]
 BatchBy = Literal["none", "prefix", "branch", "alert"]
 
@@ -170,6 +180,10 @@ class DataTrigger(TriggerSpec):
     prefix: str = ""
     suffix: str = ""
     events: Globs = ("s3:ObjectCreated:*",)
+    # List bucket + prefix this often and make an event for each object no notification
+    # brought (0: off; a trigger without a bucket is not listed). See trigger_service/reconcile.
+    reconcile_seconds: ReconcileSeconds = 600.0
+    reconcile_baseline: Literal["skip", "run"] = "skip"  # objects there at the first listing
 
 
 class DriftTrigger(TriggerSpec):

@@ -3,6 +3,11 @@
 MinIO posts one record per request and prefixes event names with "s3:"; S3 posts several and
 does not. Both URL-encode object keys the query way ("+" for a space). Only records that mean
 new or removed data become Events: tagging, retention, ACL, access... changes are dropped.
+
+A new object version has one identity however it reaches us: bucket, key and version id (or the
+ETag where the bucket keeps no versions), never the notification's sequencer. So the reconcile
+listing (`listed_object_event`) and a late notification of the same upload are one Event, and
+the inbox stores it once.
 """
 
 from __future__ import annotations
@@ -27,9 +32,11 @@ KEPT_EVENTS = frozenset(
         "s3:ObjectCreated:CompleteMultipartUpload",
         "s3:ObjectRemoved:Delete",
         "s3:ObjectRemoved:DeleteMarkerCreated",
+        "s3:ObjectRemoved:DeleteAllVersions",  # MinIO: `mc rm --versions`, force delete
     }
 )
 WHAT = "storage"
+LISTED_EVENT_NAME = "s3:ObjectCreated:Put"  # a listing cannot tell Put, Copy or multipart apart
 
 
 def _records(payload: Mapping[str, Any]) -> list[Any]:
@@ -50,8 +57,43 @@ def _records(payload: Mapping[str, Any]) -> list[Any]:
     return records
 
 
+def object_version_id(
+    bucket: str, key: str, version_id: str | None, etag: str | None
+) -> str | None:
+    """The Event id of a new object version: bucket + key + version id, else + ETag.
+
+    None when neither is known (the caller falls back to the sender's own record id).
+    `version_id` "null" (an object written while versioning was off) counts as none.
+    """
+    version = normal_version_id(version_id)
+    if version is not None:
+        return make_event_id("storage", "object", bucket, key, "version", version)
+    tag = normal_etag(etag)
+    if tag:
+        return make_event_id("storage", "object", bucket, key, "etag", tag)
+    return None
+
+
+def normal_version_id(version_id: str | None) -> str | None:
+    return None if not version_id or version_id == "null" else version_id
+
+
+def normal_etag(etag: str | None) -> str | None:
+    # Listings quote ETags ("abc"), notifications do not; hex case is not significant.
+    return etag.strip('"').lower() if etag else None
+
+
 def _event_id(record: Mapping[str, Any], subject: DataSubject, what: str) -> str:
+    if subject.created:
+        identity = object_version_id(subject.bucket, subject.key, subject.version_id, subject.etag)
+        if identity is not None:
+            return identity
+    # A removal (or a creation naming no version or ETag): the sender's own record id. A
+    # removal never shares an id with the object it removed.
     parts = (subject.bucket, subject.key)
+    version = normal_version_id(subject.version_id)
+    if version is not None and not subject.created:
+        return make_event_id("storage", *parts, "removed", version)
     if subject.sequencer:
         return make_event_id("storage", *parts, subject.sequencer, subject.event_name)
     event_time = opt(record, "eventTime", str, what)
@@ -66,9 +108,10 @@ def _event(record: Mapping[str, Any], event_name: str, received_at: datetime, wh
         key=unquote_plus(req(record, "s3.object.key", str, what)),
         event_name=event_name,
         size=opt(record, "s3.object.size", int, what),
-        etag=opt(record, "s3.object.eTag", str, what),
+        etag=normal_etag(opt(record, "s3.object.eTag", str, what)),
         sequencer=opt(record, "s3.object.sequencer", str, what),
         endpoint=opt(record, "responseElements.x-minio-origin-endpoint", str, what),
+        version_id=normal_version_id(opt(record, "s3.object.versionId", str, what)),
     )
     return Event(
         id=_event_id(record, subject, what),
@@ -77,6 +120,39 @@ def _event(record: Mapping[str, Any], event_name: str, received_at: datetime, wh
         subject=subject,
         received_at=received_at,
         delivery_id=opt(record, "responseElements.x-amz-request-id", str, what),
+    )
+
+
+def listed_object_event(
+    bucket: str,
+    key: str,
+    *,
+    size: int | None,
+    etag: str | None,
+    version_id: str | None,
+    received_at: datetime,
+) -> Event | None:
+    """The Event a bucket listing entry becomes: the same id and subject fields as the object's
+    notification (bucket, key, size, ETag, version id), source "reconcile", event name
+    s3:ObjectCreated:Put. None for an entry with neither version id nor ETag (no identity).
+    """
+    event_id = object_version_id(bucket, key, version_id, etag)
+    if event_id is None:
+        return None
+    subject = DataSubject(
+        bucket=bucket,
+        key=key,
+        event_name=LISTED_EVENT_NAME,
+        size=size,
+        etag=normal_etag(etag),
+        version_id=normal_version_id(version_id),
+    )
+    return Event(
+        id=event_id,
+        kind=EventKind.DATA,
+        source="reconcile",
+        subject=subject,
+        received_at=received_at,
     )
 
 

@@ -9,6 +9,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -64,6 +65,8 @@ class Worker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_run_poll = 0.0
+        # Loops that live and die with the worker's thread (the bucket reconcile): start(), stop().
+        self.companions: list[Any] = []
 
     # --- one step of work
     def tick(self) -> TickResult:
@@ -132,10 +135,14 @@ class Worker:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="worker", daemon=True)
         self._thread.start()
+        for companion in self.companions:
+            companion.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()
+        for companion in self.companions:
+            companion.stop(timeout)
         if self._thread is not None:
             self._thread.join(timeout)
 
