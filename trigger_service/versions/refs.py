@@ -67,9 +67,8 @@ def _ref_problem(name: str) -> str | None:
 
 def branch_name(value: str, field: str) -> str:
     """A branch name as `git check-ref-format --branch` accepts it (never an option)."""
-    problem = _ref_problem(value)
-    if problem is None and value.startswith("-"):
-        problem = "starts with '-'"
+    # An option look-alike is named as such first: that is what it is trying to be.
+    problem = "starts with '-'" if value.startswith("-") else _ref_problem(value)
     if problem is None and value == "HEAD":
         problem = "is HEAD"
     if problem is not None:
@@ -79,11 +78,11 @@ def branch_name(value: str, field: str) -> str:
 
 def ref_name(value: str, field: str) -> str:
     """A full ref name (refs/heads/main, refs/tags/v1) as `git check-ref-format` accepts it."""
+    if value.startswith("refs/heads/"):
+        branch_name(value.removeprefix("refs/heads/"), field)
     problem = _ref_problem(value)
     if problem is None and not value.startswith("refs/"):
         problem = "does not start with refs/"
-    if problem is None and value.startswith("refs/heads/"):
-        branch_name(value.removeprefix("refs/heads/"), field)
     if problem is not None:
         raise RejectedInput(f"{field}: ref {_shown(value)} {problem}")
     return value
