@@ -164,6 +164,11 @@ class GitOpsService:
         items = self.client.get("/decisions", params={"limit": 500}).json()["items"]
         return sorted(items, key=lambda d: d["created_at"])
 
+    def decisions_of(self, event_id: str) -> list[dict[str, Any]]:
+        """The decisions an event ended in (empty while it is not decided)."""
+        ids = self.client.get(f"/events/{event_id}").json().get("decisions") or []
+        return [self.client.get(f"/decisions/{d}").json() for d in ids]
+
     def runs(self) -> list[dict[str, Any]]:
         items = self.client.get("/runs", params={"limit": 500}).json()["items"]
         return sorted(items, key=lambda r: r["created_at"])

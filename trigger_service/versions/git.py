@@ -47,7 +47,7 @@ Relation = Literal["first", "same", "ahead", "older", "diverged", "unrelated", "
 def git_message(stderr: str) -> str:
     """git's stderr as one line: progress and blank lines dropped, long output cut in the
     middle (the first lines say what failed, the last what to do)."""
-    lines = [line.split("\r")[-1].strip() for line in stderr.splitlines()]
+    lines = [line.split("\r")[-1].strip() for line in stderr.split("\n")]
     text = " | ".join(line for line in lines if line) or "(no message)"
     if len(text) > MAX_MESSAGE:
         keep = MAX_MESSAGE // 2
