@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `serve` binds to.")
     port: int = Field(8080, description="Port `serve` binds to.")
     max_body_bytes: int = Field(1024 * 1024, description="Larger webhook bodies get 413.")
+    git_max_body_bytes: int = Field(
+        25 * 1024 * 1024,
+        description="The same for GitHub, GitLab and Gitea pushes (GitHub's own cap is 25 MB).",
+    )
     log_level: str = Field("INFO", description="Python log level name.")
     log_json: bool = Field(True, description="JSON-line logs (false: plain text for a terminal).")
 

@@ -30,7 +30,7 @@ def github_headers(body: bytes, secret: str = "gh-secret", delivery: str = "d-1"
 
 @pytest.fixture
 def services(build: Build) -> Services:
-    return build(max_body_bytes=64 * 1024)
+    return build(max_body_bytes=64 * 1024, git_max_body_bytes=64 * 1024)
 
 
 @pytest.fixture

@@ -79,3 +79,24 @@ def test_tampered_body_fails_verification_after_parse_would_succeed() -> None:
     assert parse(tampered).branch == "prod"  # parse alone would accept it: verify must run first
     with pytest.raises(RejectedInput, match="signature does not match"):
         source.verify({"x-gitea-signature": signature}, tampered, SECRET)
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [("3" * 40, "3" * 40), ("0" * 40, "0" * 40)],
+    ids=["before-equals-after", "zero-ids"],
+)
+def test_test_deliveries_are_ignored_as_such(before: str, after: str) -> None:
+    data = payload("gitea/push-main.json") | {"before": before, "after": after}
+    with pytest.raises(Ignored, match=r"^test delivery$"):
+        parse(body_of(data))
+
+
+@pytest.mark.parametrize("forge", ["Forgejo", "Gogs"])
+def test_forgejo_and_gogs_headers(forge: str) -> None:
+    body = body_of(payload("gitea/push-main.json"))
+    prefix = f"x-{forge.lower()}-"
+    source.verify({prefix + "signature": hmac_hex(body)}, body, SECRET)
+    headers = {prefix + "event": "push", prefix + "delivery": DELIVERY}
+    (event,) = source.parse(headers, body, RECEIVED)
+    assert event.id == make_event_id("gitea", DELIVERY)

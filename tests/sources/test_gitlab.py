@@ -86,11 +86,22 @@ def test_missing_delivery_ids_are_rejected() -> None:
         source.parse({"x-gitlab-event": "Push Hook"}, b"{}", RECEIVED)
 
 
-@pytest.mark.parametrize("event", ["Pipeline Hook", "System Hook", "Merge Request Hook"])
+@pytest.mark.parametrize("event", ["Pipeline Hook", "Merge Request Hook"])
 def test_other_events_are_ignored_not_rejected(event: str) -> None:
     # GitLab disables a hook after repeated 4xx: uninteresting events must be acknowledged.
     with pytest.raises(Ignored, match=f"unsupported event type {event}"):
         source.parse({"x-gitlab-event": event}, body_of(payload("gitlab/pipeline.json")), RECEIVED)
+
+
+def test_system_hook_pushes_are_pushes_and_other_system_events_are_ignored() -> None:
+    push = payload("gitlab/push.json") | {"event_name": "push"}
+    assert parse(push, event="System Hook") == parse(payload("gitlab/push.json"))
+    tag = payload("gitlab/tag_push.json") | {"event_name": "tag_push"}
+    assert parse(tag, event="System Hook").tag is not None
+    for body in ({"event_name": "project_create"}, {"object_kind": "x"}, {"event_name": 3}):
+        headers = {"x-gitlab-event": "System Hook", "x-gitlab-event-uuid": "u"}
+        with pytest.raises((Ignored, RejectedInput)):
+            source.parse(headers, body_of(body), RECEIVED)
 
 
 @pytest.mark.parametrize(

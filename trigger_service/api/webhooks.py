@@ -64,7 +64,10 @@ async def receive(name: str, request: Request, services: Services) -> Response:
 async def _receive(name: str, request: Request, services: Services) -> Response:
     source = SOURCES[name]
     settings = services.settings
-    body = await read_body(request, settings.max_body_bytes)
+    # Git pushes (a long branch merged) may be far larger than other deliveries.
+    body = await read_body(
+        request, getattr(settings, getattr(source, "max_body_setting", "max_body_bytes"))
+    )
     headers = {k.lower(): v for k, v in request.headers.items()}
     secret = settings.secret_for(name)
     if secret is not None:

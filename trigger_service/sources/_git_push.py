@@ -3,6 +3,11 @@
 All three name the same things the same way (ref, before, after, commits[].added/modified/
 removed); they differ only in where the repository and pusher live and in how they say the
 commit list was cut short, which the caller passes in.
+
+The payload only says "look now": its `after` and file lists are hints shown in explanations,
+and the worker asks git for the branch head. Still, every value that could reach git is checked
+here, before anything is stored: `before`/`after` must be commit ids and `ref` a valid ref name
+(versions.refs), so `--upload-pack=...`, `../` or a NUL byte is a 400 naming the field.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 from trigger_service.errors import RejectedInput
 from trigger_service.events import CodeSubject, Event, EventKind, make_event_id
 from trigger_service.sources._json import opt, req, str_list
+from trigger_service.versions.refs import commit_id, ref_name
 
 _FILE_LISTS = ("added", "modified", "removed")
 
@@ -55,9 +61,9 @@ def push_subject(
 ) -> CodeSubject:
     """`total_commits` is the sender's count of pushed commits, when it gives one;
     `max_listed` the most commits it lists, when it caps the list without saying so."""
-    ref = req(payload, "ref", str, what)
-    before = req(payload, "before", str, what)
-    after = req(payload, "after", str, what)
+    ref = ref_name(req(payload, "ref", str, what), f"{what}: field ref")
+    before = commit_id(req(payload, "before", str, what), f"{what}: field before")
+    after = commit_id(req(payload, "after", str, what), f"{what}: field after")
     deleted = bool(opt(payload, "deleted", bool, what)) or is_zero_sha(after)
     created = bool(opt(payload, "created", bool, what)) or is_zero_sha(before)
     commits = opt(payload, "commits", list, what)

@@ -34,6 +34,7 @@ def _payload_text(headers: Mapping[str, str], body: bytes, what: str) -> bytes |
 
 class GitHubSource:
     name = "github"
+    max_body_setting = "git_max_body_bytes"  # GitHub caps its own payloads at 25 MB
 
     def verify(self, headers: Mapping[str, str], body: bytes, secret: str) -> None:
         signature = headers.get("x-hub-signature-256", "")

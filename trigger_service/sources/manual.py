@@ -10,6 +10,7 @@ from trigger_service.errors import RejectedInput
 from trigger_service.events import Event, EventKind, ManualSubject, make_event_id
 from trigger_service.sources._auth import check_authorization
 from trigger_service.sources._json import load_object, opt, req, scalar_dict
+from trigger_service.versions.refs import version_name
 
 WHAT = "manual trigger"
 FIELDS = frozenset({"pipeline", "version", "params", "reason"})
@@ -23,13 +24,16 @@ class ManualSource:
 
     def parse(self, headers: Mapping[str, str], body: bytes, received_at: datetime) -> list[Event]:
         payload = load_object(body, WHAT)
+        version = opt(payload, "version", str, WHAT)
         # A person typing `paramz` should hear about it, not get a run without parameters.
         unknown = sorted(set(payload) - FIELDS)
         if unknown:
             raise RejectedInput(f"{WHAT}: unknown field(s) {', '.join(unknown)!r:.80}")
         subject = ManualSubject(
             pipeline=req(payload, "pipeline", str, WHAT),
-            version=opt(payload, "version", str, WHAT),
+            # A commit id, a short one (git resolves it when the run fires) or a branch: never
+            # an option or a path, whatever reaches git later.
+            version=None if version is None else version_name(version, f"{WHAT}: field version"),
             params=scalar_dict(payload, "params", WHAT),
             reason=opt(payload, "reason", str, WHAT) or "",
             requested_by=headers.get("x-requested-by", "").strip() or None,

@@ -1,7 +1,15 @@
-"""Real `git`, shallow, into a cache: one bare repository per remote, one tree per commit.
+"""Real `git` into a cache: one bare repository per remote, one tree per commit.
 
-HTTPS credentials travel in GIT_CONFIG_* environment variables (an Authorization header), never
-in argv or the remote URL, so they appear neither in `ps` nor in error messages.
+The cache keeps the tracked branches' whole history (no shallow fetches), so "is the current
+version an ancestor of the head?" and "which paths changed since?" are git's exact answers.
+
+Every command puts `--end-of-options` between its options and its operands, and every operand
+that came from outside (a branch, a commit) was checked by `versions.refs` first: a value can
+never become an option such as `--upload-pack=<cmd>`. HTTPS credentials travel in GIT_CONFIG_*
+environment variables (an Authorization header), never in argv or the remote URL, so they
+appear neither in `ps` nor in error messages. A failed command raises with git's whole stderr
+(trimmed), not only its last line, which is often just "Please make sure you have the correct
+access rights".
 """
 
 from __future__ import annotations
@@ -14,10 +22,37 @@ import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 from trigger_service.errors import PermanentError, TemporaryError
+from trigger_service.versions.refs import branch_name, commit_id, inside
 
 GIT_TIMEOUT = 120.0
+MAX_MESSAGE = 2000  # characters of git's stderr kept in an error
+# Network trouble may pass; a missing commit, branch or repository will not.
+TRANSIENT = (
+    "Could not resolve host",
+    "timed out",
+    "Connection refused",
+    "Connection reset",
+    "Connection timed out",
+    "early EOF",
+    "The requested URL returned error: 5",
+    "RPC failed",
+)
+
+Relation = Literal["first", "same", "ahead", "older", "diverged", "unrelated", "missing"]
+
+
+def git_message(stderr: str) -> str:
+    """git's stderr as one line: progress and blank lines dropped, long output cut in the
+    middle (the first lines say what failed, the last what to do)."""
+    lines = [line.split("\r")[-1].strip() for line in stderr.split("\n")]
+    text = " | ".join(line for line in lines if line) or "(no message)"
+    if len(text) > MAX_MESSAGE:
+        keep = MAX_MESSAGE // 2
+        text = f"{text[:keep]} ... {text[-keep:]}"
+    return text
 
 
 class GitCache:
@@ -36,7 +71,10 @@ class GitCache:
             )
         return env
 
-    def _git(self, url: str, *args: str, cwd: Path | None = None) -> str:
+    def _run(
+        self, url: str, *args: str, cwd: Path | None = None, ok: tuple[int, ...] = (0,)
+    ) -> subprocess.CompletedProcess[str]:
+        """Run git; a return code outside `ok` raises Temporary/PermanentError with stderr."""
         try:
             done = subprocess.run(
                 ["git", *args],
@@ -49,43 +87,180 @@ class GitCache:
             )
         except subprocess.TimeoutExpired as exc:
             raise TemporaryError(f"git {args[0]} timed out after {GIT_TIMEOUT:.0f}s") from exc
-        if done.returncode != 0:
-            message = done.stderr.strip().splitlines()[-1:] or ["(no message)"]
-            error = f"git {args[0]} {url}: {message[0]}"
-            # Network trouble may pass; a missing commit or repository will not.
-            transient = ("Could not resolve host", "timed out", "Connection", "early EOF")
-            if any(t in done.stderr for t in transient):
+        if done.returncode not in ok:
+            error = f"git {args[0]} {url}: {git_message(done.stderr)}"
+            if any(t in done.stderr for t in TRANSIENT):
                 raise TemporaryError(error)
             raise PermanentError(error)
-        return done.stdout
+        return done
+
+    def _git(self, url: str, *args: str, cwd: Path | None = None) -> str:
+        return self._run(url, *args, cwd=cwd).stdout
+
+    def _key(self, url: str) -> str:
+        return hashlib.sha256(url.encode()).hexdigest()[:16]
 
     def bare(self, url: str) -> Path:
-        path = self.root / "repos" / hashlib.sha256(url.encode()).hexdigest()[:16]
+        path = inside(self.root, "repos", self._key(url))
         if not (path / "HEAD").exists():
             path.mkdir(parents=True, exist_ok=True)
-            self._git(url, "init", "--bare", "--quiet", str(path))
-            self._git(url, "remote", "add", "origin", url, cwd=path)
+            self._git(url, "init", "--bare", "--quiet", "--end-of-options", str(path))
+            self._git(url, "remote", "add", "--end-of-options", "origin", url, cwd=path)
         return path
 
+    # --- what the repository says now
     def resolve_branch(self, url: str, branch: str) -> str:
-        """The commit a branch points at on the remote now."""
-        out = self._git(url, "ls-remote", url, f"refs/heads/{branch}")
-        if not out.strip():
-            raise PermanentError(f"branch {branch} not found in {url}")
-        return out.split()[0]
+        """The commit `branch` points at on the remote now (`git ls-remote`); no fetch."""
+        ref = f"refs/heads/{branch_name(branch, 'branch')}"
+        out = self._git(url, "ls-remote", "--end-of-options", url, ref)
+        for line in out.splitlines():
+            sha, _, name = line.partition("\t")
+            if name == ref:  # ls-remote patterns also match refs/heads/x/<ref>
+                return commit_id(sha, f"ls-remote {ref}")
+        raise PermanentError(f"branch {branch} not found in {url}")
 
+    def fetch_branch(self, url: str, branch: str) -> str:
+        """Fetch the branch ref (its whole history) into the cache; the head it fetched.
+
+        Asks `ls-remote` first, so an unchanged head costs one round trip and no fetch.
+        """
+        head = self.resolve_branch(url, branch)
+        repo = self.bare(url)
+        ref = f"refs/heads/{branch}"
+        if self.has_commit(url, head):
+            local = self._run(
+                url,
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                ref,
+                cwd=repo,
+                ok=(0, 1),
+            )
+            if local.stdout.strip() == head:
+                return head
+        options = ["--unshallow"] if (repo / "shallow").exists() else []
+        self._git(
+            url,
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--force",
+            *options,
+            "--end-of-options",
+            "origin",
+            f"+{ref}:{ref}",
+            cwd=repo,
+        )
+        fetched = self._git(url, "rev-parse", "--verify", "--end-of-options", ref, cwd=repo)
+        return commit_id(fetched.strip(), f"fetched {ref}")
+
+    def has_commit(self, url: str, commit: str) -> bool:
+        repo = self.bare(url)
+        spec = f"{commit_id(commit, 'commit')}^{{commit}}"
+        done = self._run(url, "cat-file", "-e", "--end-of-options", spec, cwd=repo, ok=(0, 1, 128))
+        return done.returncode == 0
+
+    def relation(self, url: str, current: str | None, head: str) -> Relation:
+        """Where `head` (fetched) stands against the branch's current version.
+
+        first: nothing built yet; same; ahead: head descends from current; older: head is an
+        ancestor of current; diverged: a force push with a common ancestor; unrelated: no common
+        ancestor; missing: current is no longer in the cache (rewritten away and collected).
+        """
+        if current is None:
+            return "first"
+        if current == head:
+            return "same"
+        if not self.has_commit(url, current):
+            return "missing"
+        if self._is_ancestor(url, current, head):
+            return "ahead"
+        if self._is_ancestor(url, head, current):
+            return "older"
+        base = self._run(
+            url, "merge-base", "--end-of-options", current, head, cwd=self.bare(url), ok=(0, 1)
+        )
+        return "diverged" if base.returncode == 0 else "unrelated"
+
+    def _is_ancestor(self, url: str, older: str, newer: str) -> bool:
+        done = self._run(
+            url,
+            "merge-base",
+            "--is-ancestor",
+            "--end-of-options",
+            commit_id(older, "commit"),
+            commit_id(newer, "commit"),
+            cwd=self.bare(url),
+            ok=(0, 1),
+        )
+        return done.returncode == 0
+
+    def changed_paths(self, url: str, base: str, head: str) -> tuple[str, ...]:
+        """Paths that differ between two fetched commits (`git diff --name-only`), sorted."""
+        out = self._git(
+            url,
+            "diff",
+            "--name-only",
+            "--no-renames",
+            "-z",
+            "--end-of-options",
+            commit_id(base, "base"),
+            commit_id(head, "head"),
+            cwd=self.bare(url),
+        )
+        return tuple(sorted(path for path in out.split("\0") if path))
+
+    def resolve_short(self, url: str, branch: str, short: str) -> str:
+        """The one commit of `branch`'s history whose id starts with `short`.
+
+        PermanentError when none does or when several do (git's own candidates are quoted).
+        """
+        self.fetch_branch(url, branch)
+        done = self._run(
+            url,
+            "rev-parse",
+            "--verify",
+            "--end-of-options",
+            f"{short}^{{commit}}",
+            cwd=self.bare(url),
+            ok=(0, 1, 128),
+        )
+        if done.returncode == 0:
+            return commit_id(done.stdout.strip(), "rev-parse")
+        if "ambiguous" in done.stderr:
+            raise PermanentError(
+                f"version {short} is ambiguous: {git_message(done.stderr)}; give more digits"
+            )
+        raise PermanentError(f"version {short}: no commit starts with it in {url} ({branch})")
+
+    # --- a tree to build from
     def checkout(self, url: str, commit: str) -> Path:
-        """A clean tree of `commit` (fetched shallow once, then served from the cache)."""
-        tree = self.root / "trees" / hashlib.sha256(url.encode()).hexdigest()[:16] / commit
+        """A clean tree of `commit` (fetched once if the cache lacks it, then served cached)."""
+        commit = commit_id(commit, "commit")
+        tree = inside(self.root, "trees", self._key(url), commit)
         if tree.is_dir():
             return tree
         repo = self.bare(url)
-        self._git(url, "fetch", "--quiet", "--depth", "1", "origin", commit, cwd=repo)
+        if not self.has_commit(url, commit):
+            self._git(
+                url, "fetch", "--quiet", "--no-tags", "--end-of-options", "origin", commit, cwd=repo
+            )
         tree.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".tree-", dir=tree.parent))
         try:
             archive = staging / "tree.tar"
-            self._git(url, "archive", "--format=tar", "-o", str(archive), commit, cwd=repo)
+            self._git(
+                url,
+                "archive",
+                "--format=tar",
+                "-o",
+                str(archive),
+                "--end-of-options",
+                commit,
+                cwd=repo,
+            )
             with tarfile.open(archive) as tar:
                 tar.extractall(staging / "src", filter="data")
             archive.unlink()

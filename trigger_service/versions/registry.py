@@ -3,7 +3,8 @@
     commit  a push: obtain the pipeline at that commit, register it, make it the branch's current
     current data/drift: the branch's current version (bootstrapped from the branch head)
     pinned  the rules file names the version
-    named   a manual trigger names it: a registered version, a full commit sha, or a branch
+    named   a manual trigger names it: a registered version, a full commit id, a short one
+            (resolved in the branch's history, refused when ambiguous), or a branch
 
 Obtaining a version: the compiled YAML at the configured path of that commit, or the module
 compiled in a subprocess with a time limit and the commit's own component image.
@@ -29,8 +30,9 @@ from trigger_service.errors import PermanentError
 from trigger_service.rules import PipelineSpec, VersionRequest
 from trigger_service.submit.base import Backend, VersionRef, VersionSpec
 from trigger_service.versions.git import GitCache
+from trigger_service.versions.refs import branch_name, inside, is_short_id, version_name
 
-FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 class VersionRegistry:
@@ -77,6 +79,8 @@ class VersionRegistry:
             ).scalar()
 
     def _named(self, pipeline: PipelineSpec, name: str, event_id: str) -> VersionRef:
+        # Checked at the edge already; checked again because stored requests outlive code.
+        name = version_name(name, "version")
         with self.engine.connect() as conn:
             known = conn.execute(
                 select(pipeline_versions.c.version).where(
@@ -86,9 +90,13 @@ class VersionRegistry:
             ).scalar()
         if known is not None:
             return self._ref(pipeline, known)
-        if FULL_SHA.match(name):
+        if FULL_SHA.fullmatch(name):
             return self.register_commit(pipeline, name, None, "named version", event_id, False)
-        head = self.git.resolve_branch(pipeline.source.repository, name)
+        url = pipeline.source.repository
+        if is_short_id(name):
+            commit = self.git.resolve_short(url, pipeline.source.branch, name)
+            return self.register_commit(pipeline, commit, None, f"named {name}", event_id, False)
+        head = self.git.fetch_branch(url, branch_name(name, "version"))
         return self.register_commit(pipeline, head, name, f"head of {name}", event_id, False)
 
     def _ref(self, pipeline: PipelineSpec, version: str) -> VersionRef:
@@ -161,7 +169,7 @@ class VersionRegistry:
 
     def package_for(self, pipeline: PipelineSpec, commit: str) -> Path:
         """The compiled pipeline of `commit`, cached by (pipeline, commit)."""
-        target = self.packages_dir / pipeline.name / f"{commit}.yaml"
+        target = inside(self.packages_dir, pipeline.name, f"{commit}.yaml")
         if target.is_file():
             return target
         tree = self.git.checkout(pipeline.source.repository, commit)

@@ -4,6 +4,11 @@ Idempotency: the run record (state `submitting`, its run name derived from the d
 idempotency key) is committed before the backend is called. A crash after that leaves the
 decision `submitting` with an expired lease; whoever takes it next asks the backend for a run of
 that name before submitting anything, so one decision never makes two runs.
+
+No decision can wedge a pipeline: any error while submitting, expected or not (a bug, a value
+git or the OS refuses), retries with backoff and then dead-letters like a temporary one; a
+decision whose lease ran out `max_attempts` times (the process died each time) dead-letters
+when it is claimed again. So a decision is never `submitting` for longer than its lease.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, or_, select, update
 
 from trigger_service.database import decisions, runs, write
-from trigger_service.errors import PermanentError, TemporaryError
+from trigger_service.errors import PermanentError, RejectedInput, TemporaryError
 from trigger_service.metrics import DEAD_LETTERS, SUBMIT_FAILURES
 from trigger_service.rules import Rules, VersionRequest
 from trigger_service.submit.base import Backend, RunRequest, RunState
@@ -101,16 +106,27 @@ class Submitter:
 
     def _submit_one(self, row: Any) -> None:
         extra = {"decision_id": row.id, "pipeline": row.pipeline}
+        if row.attempts > self.max_attempts:
+            # Claimed again after its lease ran out each time: the submission kills its process.
+            self._dead(row, f"gave up after {row.attempts - 1} attempts that never finished")
+            log.error("submission never finished; dead-lettered", extra=extra)
+            return
         try:
             run_id = self._submit(row)
         except TemporaryError as exc:
             SUBMIT_FAILURES.labels(self.backend.name, "temporary").inc()
             self._retry_or_dead(row, str(exc), exc.delay)
             log.warning("submission failed, will retry: %s", exc, extra=extra)
-        except PermanentError as exc:
+        except (PermanentError, RejectedInput) as exc:  # RejectedInput: a stored value refused
             SUBMIT_FAILURES.labels(self.backend.name, "permanent").inc()
             self._dead(row, str(exc))
             log.error("submission failed permanently: %s", exc, extra=extra)
+        except Exception as exc:
+            # Unexpected: retried like a temporary error (it may be a passing fault), then
+            # dead-lettered with its reason, instead of leaving the decision `submitting`.
+            SUBMIT_FAILURES.labels(self.backend.name, "unexpected").inc()
+            self._retry_or_dead(row, f"unexpected error: {exc!r}")
+            log.exception("submission failed unexpectedly, will retry", extra=extra)
         else:
             log.info("run submitted", extra={**extra, "run_id": run_id})
 
