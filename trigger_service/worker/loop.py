@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from trigger_service.database import write
 from trigger_service.events import Event
 from trigger_service.inbox import ClaimedEvent, Inbox
-from trigger_service.metrics import DEAD_LETTERS, DECISION_SECONDS
+from trigger_service.metrics import DEAD_LETTERS, DECISION_SECONDS, WORKER_ALIVE
 from trigger_service.rules import Match, NoRun, Rules, decide
 from trigger_service.worker import admission
 from trigger_service.worker.decisions import join_or_open, record_no_runs
@@ -64,6 +64,9 @@ class Worker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_run_poll = 0.0
+        # Crash-only: set when the thread died; `on_death(reason)` then ends the process.
+        self.failure: str | None = None
+        self.on_death: Callable[[str], None] | None = None
 
     # --- one step of work
     def tick(self) -> TickResult:
@@ -130,8 +133,9 @@ class Worker:
 
     # --- background thread inside `serve`
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="worker", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="worker", daemon=True)
         self._thread.start()
+        WORKER_ALIVE.set(1)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -141,6 +145,23 @@ class Worker:
 
     def wakeup(self) -> None:
         self._wake.set()
+
+    def _run(self) -> None:
+        """The thread's body: if the loop ever ends other than by stop(), the worker is dead,
+        readiness fails and `on_death` ends the process so its supervisor restarts it."""
+        reason = "the worker loop returned"
+        try:
+            self._loop()
+        except BaseException as exc:  # recorded and handed to on_death
+            reason = f"the worker thread died: {exc!r}"
+            log.critical(reason, exc_info=True)
+        if self._stop.is_set():
+            WORKER_ALIVE.set(0)
+            return
+        self.failure = reason
+        WORKER_ALIVE.set(0)
+        if self.on_death is not None:
+            self.on_death(reason)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
