@@ -30,12 +30,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from trigger_service.database import decision_events, events, write, write_now
 from trigger_service.errors import TemporaryError, TriggerError
 from trigger_service.events import Event, EventKind, subject_from_dict, subject_to_dict
+from trigger_service.keys import fit
 from trigger_service.store_errors import StoreUnavailable, as_domain_error, classify
 from trigger_service.store_health import StoreHealth
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 STATUSES = ("pending", "claimed", "decided", "dead")
+DELIVERY_ID_WIDTH = 256  # events.delivery_id is String(256)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,12 @@ INSERT_EVENT = text(
     " not_before) VALUES (:id, :source, :kind, :subject, :delivery_id, :received_at,"
     " 'pending', 0, 0) ON CONFLICT (id) DO NOTHING RETURNING id"
 ).bindparams(bindparam("subject", type_=JSON))
+
+
+def delivery_key(delivery_id: str | None) -> str | None:
+    """The sender's delivery id as stored: verbatim up to the column's width, else a key for
+    it (the event id is derived from the whole id either way)."""
+    return None if delivery_id is None else fit(delivery_id, DELIVERY_ID_WIDTH)
 
 
 def row_to_event(row: Any) -> Event:
@@ -92,7 +100,7 @@ def insert_sqlite(connection: sqlite3.Connection, batch: Sequence[Event]) -> lis
                     event.source,
                     event.kind.value,
                     json.dumps(subject_to_dict(event.subject)),
-                    event.delivery_id,
+                    delivery_key(event.delivery_id),
                     event.received_at.timestamp(),
                 ),
             ).fetchone()
@@ -114,7 +122,7 @@ def insert_events(conn: Connection, batch: Sequence[Event]) -> list[StoreResult]
                 "source": event.source,
                 "kind": event.kind.value,
                 "subject": subject_to_dict(event.subject),
-                "delivery_id": event.delivery_id,
+                "delivery_id": delivery_key(event.delivery_id),
                 "received_at": event.received_at.timestamp(),
             },
         ).first()

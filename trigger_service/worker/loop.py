@@ -13,15 +13,19 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from trigger_service.database import write
+from trigger_service.errors import TemporaryError
 from trigger_service.events import Event
 from trigger_service.inbox import ClaimedEvent, Inbox
 from trigger_service.metrics import DEAD_LETTERS, DECISION_SECONDS, WORKER_ALIVE
 from trigger_service.rules import Match, NoRun, Rules, decide
+from trigger_service.store_errors import classify
 from trigger_service.worker import admission
 from trigger_service.worker.decisions import join_or_open, record_no_runs
 from trigger_service.worker.submitting import Submitter
 
 log = logging.getLogger(__name__)
+# An event whose decision cannot be recorded because the store failed is retried this often.
+MAX_DECIDE_ATTEMPTS = 20
 
 
 @dataclass
@@ -86,10 +90,45 @@ class Worker:
         """Decide a claimed batch in one transaction: each event ends in its decision(s).
 
         Run matches are grouped by coalescing scope first, so a storm of thousands of events
-        for one prefix costs one decision update, not thousands.
+        for one prefix costs one decision update, not thousands. If the batch fails, each event
+        is decided alone, so one bad event holds no other: it alone retries later (the store was
+        unavailable) or dead-letters with its reason (it can never be recorded).
         """
         rules = self.rules()
         now = self.clock()
+        try:
+            decided = self._decide_together(claimed, rules, now)
+        except Exception as exc:
+            if len(claimed) == 1:
+                self._set_aside(claimed[0], exc)
+                return 1
+            if isinstance(classify(exc), TemporaryError):
+                raise  # the store, not an event: the tick fails and the leases expire
+            log.warning("a claimed batch failed (%r): deciding its events one by one", exc)
+            decided = []
+            for item in claimed:
+                try:
+                    decided += self._decide_together([item], rules, now)
+                except Exception as alone:
+                    self._set_aside(item, alone)
+        for event in decided:
+            DECISION_SECONDS.observe(max(0.0, now - event.received_at.timestamp()))
+        return len(claimed)
+
+    def _set_aside(self, item: ClaimedEvent, error: Exception) -> None:
+        """One event that could not be decided: retry it later, or dead-letter it for good."""
+        extra = {"event_id": item.event.id}
+        if isinstance(classify(error), TemporaryError) and item.attempts < MAX_DECIDE_ATTEMPTS:
+            log.warning("deciding the event failed, will retry: %r", error, extra=extra)
+            self.inbox.retry(item.event.id, f"could not decide yet: {error!r}", self.poll_seconds)
+            return
+        log.error("the event cannot be decided, dead-lettered: %r", error, extra=extra)
+        self.inbox.dead_letter([item.event.id], f"could not record a decision: {error!r}"[:2000])
+        DEAD_LETTERS.labels("decide").inc()
+
+    def _decide_together(
+        self, claimed: list[ClaimedEvent], rules: Rules, now: float
+    ) -> list[Event]:
         scopes: dict[str, list[tuple[Event, Match]]] = {}
         no_runs: list[tuple[Event, str]] = []
         with write(self.engine) as conn:
@@ -118,9 +157,7 @@ class Worker:
                 for group in groups:
                     join_or_open(conn, [e for e, _ in group], group[-1][1], now)
             self.inbox.finish([e.id for e in decided], conn)
-        for event in decided:
-            DECISION_SECONDS.observe(max(0.0, now - event.received_at.timestamp()))
-        return len(claimed)
+        return decided
 
     def run_until_idle(self, max_ticks: int = 10_000) -> int:
         """Tick until nothing is left to do now (tests and the CLI's one-shot mode)."""
