@@ -2,7 +2,8 @@
 
 A delivery id over 256 characters is stored (202, not a 503 the sender retries for ever), and
 an object under a 300-character folder with `batch_by: prefix` is decided together with the
-ten events claimed beside it, instead of holding them all `claimed`.
+ten events claimed beside it, instead of holding them all `claimed`. An event whose decision
+PostgreSQL can never record (a NUL in its key) dead-letters alone with the reason.
 """
 
 from __future__ import annotations
@@ -70,6 +71,11 @@ def test_long_delivery_id_and_long_batch_folder(
         reply = client.post("/webhooks/storage", content=body(folder + "x.csv"), headers=HEADERS)
         assert reply.status_code == 202, reply.text
         accepted += reply.json()["accepted"]
+        poisoned = client.post(
+            "/webhooks/storage", content=body("songs/nul\x00.csv"), headers=HEADERS
+        )
+        # PostgreSQL text cannot hold NUL: this event's decision can never be recorded.
+        assert poisoned.status_code in (202, 400), poisoned.text
     services.worker.run_until_idle()
     with services.engine.connect() as conn:
         statuses = dict(conn.execute(select(events.c.id, events.c.status)).all())
@@ -79,6 +85,11 @@ def test_long_delivery_id_and_long_batch_folder(
         scopes = conn.execute(select(decisions.c.scope).where(decisions.c.state == "collecting"))
         scopes = [s for (s,) in scopes]
     assert {statuses[i] for i in accepted} == {"decided"}, statuses
+    if poisoned.status_code == 202:  # dead-lettered alone, with its reason
+        (bad,) = poisoned.json()["accepted"]
+        with services.engine.connect() as conn:
+            row = conn.execute(select(events).where(events.c.id == bad)).one()
+        assert row.status == "dead" and "NUL" in row.last_error
     assert len(stored_id) == 256 and stored_id.startswith("req-777")
     assert len(scopes) == 2, scopes  # the songs/ folder, and the long one
     long_scope = next(s for s in scopes if "fff" in s)
