@@ -14,7 +14,7 @@ import httpx
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from trigger_service import logs
+    from trigger_service import lifecycle, logs
     from trigger_service.api import create_app
     from trigger_service.rules import RulesError
     from trigger_service.service import Services
@@ -29,14 +29,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     # --no-worker wins; otherwise TRIGGER_WORKER_ENABLED decides (None: the settings).
     app = create_app(services, start_worker=False if args.no_worker else None)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=args.host or settings.host,
         port=args.port or settings.port,
         log_config=None,
         access_log=False,
+        # Open requests get most of the grace; the watchdog ends whatever still hangs.
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds * 0.75)),
     )
-    return 0
+    lifecycle.GracefulServer(config, settings.shutdown_grace_seconds).run()
+    return lifecycle.EXIT_WORKER_DIED if lifecycle.fatal else 0
 
 
 def cmd_worker(_args: argparse.Namespace) -> int:
@@ -44,7 +47,7 @@ def cmd_worker(_args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from trigger_service import logs
+    from trigger_service import lifecycle, logs
     from trigger_service.service import Services
     from trigger_service.settings import Settings
 
@@ -53,11 +56,15 @@ def cmd_worker(_args: argparse.Namespace) -> int:
     services = Services.build(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    services.worker.on_death = lifecycle.end_process
+    if services.health is not None:
+        services.health.start()
     services.worker.start()
     with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
+    lifecycle.start_shutdown_watchdog(settings.shutdown_grace_seconds)
     services.worker.stop()
-    return 0
+    return lifecycle.EXIT_WORKER_DIED if lifecycle.fatal else 0
 
 
 def cmd_check_rules(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ Tables, by the stage that writes them:
     runs, run_states   tracking     submitted runs and every state they passed through
     seen_objects       reconcile    object versions a bucket listing has already accounted for
     reconcile_state    reconcile    per listed trigger: baseline done, next pass, last error
+    store_probes       store_health one row per process: the write that proves the store works
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -208,20 +209,44 @@ reconcile_state = Table(
 )
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL, a busy timeout and its folder created."""
+# Written by the store's health probe (trigger_service.store_health), read by nobody else.
+store_probes = Table(
+    "store_probes",
+    metadata,
+    Column("owner", String(128), primary_key=True),
+    Column("at", Float, nullable=False),
+)
+
+
+def make_engine(url: str, timeout: float = 30.0) -> Engine:
+    """An engine for `url`; SQLite gets WAL, a busy timeout and its folder created.
+
+    `timeout` (seconds) bounds waiting for SQLite's lock, a PostgreSQL connection and a pooled
+    connection, so a locked or unreachable store fails a request instead of hanging it.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        connect_args = {"connect_timeout": max(1, round(timeout))}
+        if parsed.get_driver_name() != "psycopg":
+            connect_args = {}
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=10,
+            pool_timeout=timeout,
+            connect_args=connect_args,
+        )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     # A pool as large as the request thread pool: an overflow connection is closed after use,
     # and opening one (with its pragmas) costs more than the insert it serves.
     engine = create_engine(
         url,
-        connect_args={"timeout": 30, "check_same_thread": False},
+        connect_args={"timeout": timeout, "check_same_thread": False},
         pool_size=48,
         max_overflow=16,
+        pool_timeout=timeout,
     )
     _WRITE_LOCKS[engine] = threading.Lock()
     if parsed.database and parsed.database != ":memory:":
@@ -233,7 +258,7 @@ def make_engine(url: str) -> Engine:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         cur.close()
 
     return engine
@@ -272,6 +297,12 @@ class _FastPath:
             self.connection.execute("PRAGMA busy_timeout=0")
         return self.connection
 
+    def close(self) -> None:
+        if self.connection is not None:
+            with suppress(sqlite3.Error):
+                self.connection.close()
+            self.connection = None
+
 
 _FAST_PATHS: weakref.WeakKeyDictionary[Engine, _FastPath] = weakref.WeakKeyDictionary()
 
@@ -293,10 +324,16 @@ def write_now(engine: Engine) -> Iterator[sqlite3.Connection | None]:
         connection.execute("BEGIN IMMEDIATE")
         try:
             yield connection
+            connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            # A failed COMMIT (disk full, I/O error) may leave the transaction open and the
+            # write lock held: roll back, or drop the connection if even that fails.
+            if connection.in_transaction:
+                try:
+                    connection.execute("ROLLBACK")
+                except sqlite3.Error:
+                    fast.close()
             raise
-        connection.execute("COMMIT")
     finally:
         fast.lock.release()
 

@@ -66,3 +66,19 @@ RECONCILE_SECONDS = Histogram(
     ["trigger"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
 )
+STORE_HEALTHY = Gauge(
+    "trigger_store_healthy",
+    "1 when the store took the last write (probe or delivery), 0 when it failed (locked, full, "
+    "file gone or replaced, PostgreSQL down).",
+)
+STORE_ERRORS = Counter(
+    "trigger_store_errors_total", "Times the store turned unhealthy, or failed for a new reason."
+)
+WORKER_ALIVE = Gauge("trigger_worker_alive", "1 while the worker thread runs; 0 once it died.")
+RULES_RELOAD_FAILURES = Counter(
+    "trigger_rules_reload_failures_total",
+    "Changed rules files refused at reload (the previous rules stay in use).",
+)
+RULES_RELOAD_OK = Gauge(
+    "trigger_rules_reload_ok", "1 when the rules in use are the file's current content, else 0."
+)

@@ -15,11 +15,13 @@ from sqlalchemy import Engine
 
 from trigger_service.database import create_schema, make_engine
 from trigger_service.inbox import Inbox
+from trigger_service.metrics import RULES_RELOAD_FAILURES, RULES_RELOAD_OK
 from trigger_service.modelserver import make_rollout
 from trigger_service.reconcile import Reconciler
 from trigger_service.reconcile.listing import make_client as make_s3_client
 from trigger_service.rules import Rules, RulesError, load_rules
 from trigger_service.settings import SECRET_FIELDS, Settings
+from trigger_service.store_health import StoreHealth
 from trigger_service.submit.base import Backend
 from trigger_service.tracking.models import ModelLinker
 from trigger_service.versions.git import GitCache
@@ -32,13 +34,19 @@ Clock = Callable[[], float]
 
 
 class RulesHolder:
-    """The rules file, validated; re-read when it changes (a bad edit keeps the last good one)."""
+    """The rules file, validated; re-read when it changes (a bad edit keeps the last good one).
+
+    A refused reload is logged, counted (trigger_rules_reload_failures_total), and shown by
+    /readyz as `reload_error`; whatever went wrong, the previous rules keep working.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._mtime = path.stat().st_mtime
         self._rules = load_rules(path)  # a bad file refuses the start, naming the line
+        self.reload_error: str | None = None
+        RULES_RELOAD_OK.set(1)
 
     def __call__(self) -> Rules:
         try:
@@ -50,9 +58,16 @@ class RulesHolder:
                 self._mtime = mtime
                 try:
                     self._rules = load_rules(self.path)
+                except Exception as exc:  # no edit of a file may stop the worker
+                    message = str(exc) if isinstance(exc, RulesError) else repr(exc)
+                    self.reload_error = message[:2000]
+                    RULES_RELOAD_FAILURES.inc()
+                    RULES_RELOAD_OK.set(0)
+                    log.error("rules file change refused, keeping the previous rules: %s", message)
+                else:
+                    self.reload_error = None
+                    RULES_RELOAD_OK.set(1)
                     log.info("rules file reloaded: %s", self.path)
-                except RulesError as exc:
-                    log.error("rules file change refused, keeping the previous rules: %s", exc)
         return self._rules
 
 
@@ -123,12 +138,13 @@ class Services:
     worker: Worker
     clock: Clock = field(default=time.time)
     reconciler: Reconciler | None = None  # runs with the worker (its companion)
+    health: StoreHealth | None = None
 
     @classmethod
     def build(
         cls, settings: Settings, backend: Backend | None = None, clock: Clock = time.time
     ) -> Services:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, settings.store_timeout_seconds)
         create_schema(engine)
         rules = RulesHolder(settings.rules_path)
         backend = backend or make_backend(settings)
@@ -145,9 +161,10 @@ class Services:
         # models PVC mounted read-only on a cluster) to link runs to what they published.
         models = ModelLinker(engine, settings.models_root, make_rollout(settings))
         worker_id = f"{socket.gethostname()}-{os.getpid()}"
-        inbox = Inbox(engine, clock)
-        # A submission may fetch and compile the pipeline first: its lease must outlast that.
-        submit_lease = max(settings.claim_lease_seconds, settings.compile_timeout_seconds + 300)
+        health = StoreHealth(engine, worker_id, settings.store_probe_seconds)
+        inbox = Inbox(engine, clock, timeout=settings.store_timeout_seconds, health=health)
+        # The lease is what the setting says: a long submission (a compile) extends its own.
+        submit_lease = settings.claim_lease_seconds
         submitter = Submitter(
             engine,
             backend,
@@ -176,11 +193,40 @@ class Services:
         reconciler = make_reconciler(settings, engine, rules, worker.wakeup, clock)
         worker.companions.append(reconciler)
         return cls(
-            settings, engine, inbox, rules, backend, versions, models, worker, clock, reconciler
+            settings,
+            engine,
+            inbox,
+            rules,
+            backend,
+            versions,
+            models,
+            worker,
+            clock,
+            reconciler=reconciler,
+            health=health,
         )
 
     def worker_wakeup(self) -> None:
         self.worker.wakeup()
+
+    def readiness(self, worker_expected: bool) -> tuple[bool, dict[str, str]]:
+        """(ready, checks): the store takes writes, the inbox writer and the worker run."""
+        checks: dict[str, str] = {}
+        if self.health is not None:
+            ok, detail = self.health.status(stale_after=3 * self.health.interval + 1.0)
+            checks["store"] = detail
+        else:
+            ok = True
+        if not self.inbox.writer_alive:
+            ok, checks["inbox_writer"] = False, "the inbox writer thread died"
+        if worker_expected:
+            if self.worker.failure is not None:
+                ok, checks["worker"] = False, self.worker.failure
+            else:
+                checks["worker"] = "running"
+        if self.rules.reload_error is not None:  # visible, but the previous rules still work
+            checks["rules"] = "reload refused, previous rules in use: " + self.rules.reload_error
+        return ok, checks
 
     def warn_about_open_routes(self) -> None:
         for route, field_name in SECRET_FIELDS.items():

@@ -358,3 +358,37 @@ def test_reconcile_defaults_and_a_bucketless_trigger() -> None:
     ]
     off = parse_rules(HEAD + "  - {name: a, on: data, pipeline: songs, reconcile_seconds: 0}\n")
     assert off.triggers[0].reconcile_seconds == 0  # type: ignore[union-attr]
+def alias_bomb(levels: int) -> str:
+    """Nested aliases, 10 per level: 10**levels scalars from a few hundred bytes."""
+    lines = ["x0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    for level in range(1, levels + 1):
+        lines.append(f"x{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * 10) + "]")
+    return "\n".join([*lines, "pipelines: []", ""])
+
+
+@pytest.mark.parametrize("levels", [5, 9])
+def test_nested_aliases_are_refused_quickly_naming_the_line(levels: int) -> None:
+    import time
+
+    started = time.monotonic()
+    (problem,) = problems(alias_bomb(levels))
+    assert time.monotonic() - started < 2.0
+    # 10**4 nodes is reached on the line of the 4th level, whatever the depth of the file.
+    assert problem.startswith("rules.yaml:4: YAML aliases expand to more than 10000 nodes")
+
+
+def test_aliases_within_the_limit_still_load() -> None:
+    found = problems(alias_bomb(2))  # 100 scalars: the aliases are fine, the rules are not
+    assert found and not any("alias" in problem for problem in found)
+
+
+def test_a_recursive_alias_does_not_hang() -> None:
+    assert problems("a: &a [*a]\npipelines: []\n")
+
+
+def test_a_file_over_the_size_limit_is_refused_before_parsing(tmp_path: Path) -> None:
+    from trigger_service.rules.loader import MAX_RULES_BYTES
+
+    path = tmp_path / "rules.yaml"
+    path.write_text("# padding\n" * (MAX_RULES_BYTES // 10 + 1))
+    assert check_rules(path) == [f"{path}:1: the file is {path.stat().st_size} bytes, over 1048576"]

@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from trigger_service.api import errors, explain, health, reads, webhooks
+from trigger_service.api.deadline import RequestDeadline
+from trigger_service.lifecycle import end_process
 from trigger_service.service import Services
 
 
@@ -17,11 +19,16 @@ def create_app(services: Services, start_worker: bool | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         services.warn_about_open_routes()
+        if services.health is not None:
+            services.health.start()
         if run_worker:
+            services.worker.on_death = end_process
             services.worker.start()
         try:
             yield
         finally:
+            if services.health is not None:
+                services.health.stop()
             if run_worker:
                 services.worker.stop()
             stop = getattr(services.backend, "stop", None)
@@ -36,6 +43,8 @@ def create_app(services: Services, start_worker: bool | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.worker_expected = run_worker
+    app.add_middleware(RequestDeadline, seconds=services.settings.request_timeout_seconds)
     errors.install(app)
     for module in (webhooks, reads, explain, health):
         app.include_router(module.router)

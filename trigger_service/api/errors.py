@@ -3,9 +3,13 @@ detail, but every error a sender can provoke is mapped here first."""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from trigger_service.errors import (
     Ignored,
@@ -15,6 +19,9 @@ from trigger_service.errors import (
     TemporaryError,
     Unauthorized,
 )
+from trigger_service.store_errors import RETRY_AFTER_SECONDS, classify
+
+log = logging.getLogger(__name__)
 
 STATUS: list[tuple[type[Exception], int]] = [
     (Unauthorized, 401),
@@ -35,10 +42,22 @@ def status_for(exc: Exception) -> int:
 def install(app: FastAPI) -> None:
     async def domain_error(_request: Request, exc: Exception) -> JSONResponse:
         status = status_for(exc)
-        # Both schemes: SNS (S3 notifications) sends Basic credentials only after a challenge.
-        challenge = 'Bearer, Basic realm="trigger-service"'
-        headers = {"WWW-Authenticate": challenge} if status == 401 else None
+        headers = None
+        if status == 401:
+            # Both schemes: SNS (S3 notifications) sends Basic credentials only after a challenge.
+            headers = {"WWW-Authenticate": 'Bearer, Basic realm="trigger-service"'}
+        elif status == 503:
+            delay = getattr(exc, "delay", None) or RETRY_AFTER_SECONDS
+            headers = {"Retry-After": str(max(1, round(delay)))}
         return JSONResponse({"error": str(exc)}, status_code=status, headers=headers)
+
+    async def store_error(request: Request, exc: Exception) -> JSONResponse:
+        # A store error that reached the edge unmapped (a read, a replay): classified here.
+        domain = classify(exc)
+        if domain is None:
+            log.error("unexpected store error", exc_info=exc)
+            return JSONResponse({"error": "internal error"}, status_code=500)
+        return await domain_error(request, domain)
 
     async def ignored(_request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"ignored": True, "reason": str(exc)}, status_code=200)
@@ -50,5 +69,7 @@ def install(app: FastAPI) -> None:
 
     for kind, _status in STATUS:
         app.add_exception_handler(kind, domain_error)
+    app.add_exception_handler(SQLAlchemyError, store_error)
+    app.add_exception_handler(sqlite3.Error, store_error)
     app.add_exception_handler(Ignored, ignored)
     app.add_exception_handler(RequestValidationError, invalid_request)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -19,13 +19,16 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The store is reachable")
-async def readyz(services: Services = Depends(get_services)) -> Response:
-    try:
-        await run_in_threadpool(services.inbox.ping)
-    except Exception as exc:
-        return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, 503)
-    return JSONResponse({"status": "ready"})
+@router.get(
+    "/readyz",
+    summary="The store takes writes, the inbox writer and the worker run (checks say why not)",
+)
+async def readyz(request: Request, services: Services = Depends(get_services)) -> Response:
+    worker_expected = bool(getattr(request.app.state, "worker_expected", False))
+    ready, checks = await run_in_threadpool(services.readiness, worker_expected)
+    if not ready:
+        return JSONResponse({"status": "unavailable", "checks": checks}, 503)
+    return JSONResponse({"status": "ready", "checks": checks})
 
 
 @router.get("/metrics", summary="Prometheus metrics")

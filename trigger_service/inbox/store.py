@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,11 +28,16 @@ from sqlalchemy import JSON, Connection, Engine, and_, bindparam, func, or_, sel
 from sqlalchemy.exc import SQLAlchemyError
 
 from trigger_service.database import decision_events, events, write, write_now
-from trigger_service.errors import TemporaryError
+from trigger_service.errors import TemporaryError, TriggerError
 from trigger_service.events import Event, EventKind, subject_from_dict, subject_to_dict
+from trigger_service.keys import fit
+from trigger_service.store_errors import StoreUnavailable, as_domain_error, classify
+from trigger_service.store_health import StoreHealth
 
+log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 STATUSES = ("pending", "claimed", "decided", "dead")
+DELIVERY_ID_WIDTH = 256  # events.delivery_id is String(256)
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,12 @@ INSERT_EVENT = text(
     " not_before) VALUES (:id, :source, :kind, :subject, :delivery_id, :received_at,"
     " 'pending', 0, 0) ON CONFLICT (id) DO NOTHING RETURNING id"
 ).bindparams(bindparam("subject", type_=JSON))
+
+
+def delivery_key(delivery_id: str | None) -> str | None:
+    """The sender's delivery id as stored: verbatim up to the column's width, else a key for
+    it (the event id is derived from the whole id either way)."""
+    return None if delivery_id is None else fit(delivery_id, DELIVERY_ID_WIDTH)
 
 
 def row_to_event(row: Any) -> Event:
@@ -87,7 +100,7 @@ def insert_sqlite(connection: sqlite3.Connection, batch: Sequence[Event]) -> lis
                     event.source,
                     event.kind.value,
                     json.dumps(subject_to_dict(event.subject)),
-                    event.delivery_id,
+                    delivery_key(event.delivery_id),
                     event.received_at.timestamp(),
                 ),
             ).fetchone()
@@ -109,7 +122,7 @@ def insert_events(conn: Connection, batch: Sequence[Event]) -> list[StoreResult]
                 "source": event.source,
                 "kind": event.kind.value,
                 "subject": subject_to_dict(event.subject),
-                "delivery_id": event.delivery_id,
+                "delivery_id": delivery_key(event.delivery_id),
                 "received_at": event.received_at.timestamp(),
             },
         ).first()
@@ -139,9 +152,18 @@ def _settle(stored: Future[list[StoreResult]], done: asyncio.Future[list[StoreRe
 def _unavailable_as_temporary() -> Iterator[None]:
     try:
         yield
-    except SQLAlchemyError as exc:
-        # The store is down or locked: a 503 the sender retries, never a 500.
-        raise TemporaryError(f"the event store is unavailable: {type(exc).__name__}") from exc
+    except TriggerError:
+        raise
+    except (SQLAlchemyError, sqlite3.Error) as exc:
+        # The store is down, locked or full: a 503 the sender retries, never a 500.
+        raise as_domain_error(exc) from exc
+
+
+@dataclass
+class _Delivery:
+    batch: Sequence[Event]
+    done: Future[list[StoreResult]]
+    deadline: float  # time.monotonic(): past it, the sender has had its 503
 
 
 class GroupCommitWriter:
@@ -149,22 +171,38 @@ class GroupCommitWriter:
 
     The slow path of the inbox: callers that may block (the sync `store`, or the event loop when
     the database is busy) hand their events to this one thread and wait for the commit; it takes
-    everything waiting (up to `max_group` deliveries) into one transaction. If a group fails,
-    each delivery is retried alone, so one bad delivery fails only its own request.
+    everything waiting (up to `max_group` deliveries) into one transaction. If a group fails on
+    one bad delivery, each delivery is retried alone, so it fails only its own request; if the
+    store itself fails (locked, full, gone), the whole group fails at once. A result is set only
+    after its commit. The thread never dies of an error: if it does anyway, `alive` says so and
+    the process is not ready.
     """
 
-    def __init__(self, engine: Engine, max_group: int = 256) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        max_group: int = 256,
+        timeout: float = 30.0,
+        health: StoreHealth | None = None,
+    ) -> None:
         self.engine = engine
         self.max_group = max_group
-        self._queue: queue.SimpleQueue[tuple[Sequence[Event], Future[list[StoreResult]]]] = (
-            queue.SimpleQueue()
-        )
+        self.timeout = timeout
+        self.health = health
+        self._queue: queue.SimpleQueue[_Delivery] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="inbox-writer", daemon=True)
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def submit(self, batch: Sequence[Event]) -> Future[list[StoreResult]]:
         done: Future[list[StoreResult]] = Future()
-        self._queue.put((batch, done))
+        if not self.alive:
+            done.set_exception(StoreUnavailable("the inbox writer thread is not running"))
+            return done
+        self._queue.put(_Delivery(batch, done, time.monotonic() + self.timeout))
         return done
 
     def _loop(self) -> None:
@@ -176,35 +214,97 @@ class GroupCommitWriter:
                 except queue.Empty:
                     break
             try:
-                with write(self.engine) as conn:
-                    results = [insert_events(conn, batch) for batch, _ in group]
-            except Exception:
-                for batch, done in group:
-                    self._store_alone(batch, done)
-                continue
-            for (_, done), result in zip(group, results, strict=True):
-                done.set_result(result)
+                self._commit_group(group)
+            except BaseException as exc:  # the writer must outlive any one group
+                for delivery in group:
+                    _fail(delivery.done, exc)
+                log.exception("inbox writer: a commit group failed unexpectedly")
 
-    def _store_alone(self, batch: Sequence[Event], done: Future[list[StoreResult]]) -> None:
+    def _commit_group(self, group: list[_Delivery]) -> None:
+        now = time.monotonic()
+        late = [d for d in group if d.deadline <= now]
+        for delivery in late:  # its sender already had a 503: storing it now helps nobody
+            _fail(delivery.done, StoreUnavailable("timed out waiting for the store"))
+        group = [d for d in group if d.deadline > now]
+        if not group:
+            return
         try:
             with write(self.engine) as conn:
-                done.set_result(insert_events(conn, batch))
+                results = [insert_events(conn, d.batch) for d in group]
+            self._committed()
         except Exception as exc:
-            done.set_exception(exc)
+            domain = classify(exc)
+            if isinstance(domain, TemporaryError) or len(group) == 1:
+                if self.health is not None:
+                    self.health.failed(exc)
+                for delivery in group:
+                    _fail(delivery.done, as_domain_error(exc))
+                return
+            for delivery in group:  # one bad delivery: each alone, so it fails only itself
+                self._store_alone(delivery)
+            return
+        for delivery, result in zip(group, results, strict=True):
+            _succeed(delivery.done, result)
+
+    def _store_alone(self, delivery: _Delivery) -> None:
+        try:
+            with write(self.engine) as conn:
+                result = insert_events(conn, delivery.batch)
+            self._committed()
+        except Exception as exc:
+            if self.health is not None:
+                self.health.failed(exc)
+            _fail(delivery.done, as_domain_error(exc))
+            return
+        _succeed(delivery.done, result)  # only now, after the commit
+
+    def _committed(self) -> None:
+        if self.health is not None:
+            self.health.verify_file()  # a commit into a deleted file is no commit
+            self.health.succeeded()
+
+
+def _succeed(done: Future[list[StoreResult]], result: list[StoreResult]) -> None:
+    if not done.done():
+        done.set_result(result)
+
+
+def _fail(done: Future[list[StoreResult]], error: BaseException) -> None:
+    if not done.done():
+        done.set_exception(error)
 
 
 class Inbox:
-    def __init__(self, engine: Engine, clock: Clock = time.time) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Clock = time.time,
+        *,
+        timeout: float = 30.0,
+        health: StoreHealth | None = None,
+    ) -> None:
         self.engine = engine
         self.clock = clock
-        self._writer = GroupCommitWriter(engine)
+        self.timeout = timeout
+        self.health = health
+        self._writer = GroupCommitWriter(engine, timeout=timeout, health=health)
         self._pending: list[tuple[Sequence[Event], asyncio.Future[list[StoreResult]]]] = []
+
+    @property
+    def writer_alive(self) -> bool:
+        return self._writer.alive
 
     # --- the request path: store, then acknowledge
     def store(self, batch: Sequence[Event]) -> list[StoreResult]:
-        """Store every event of one delivery; returns which ids were new, once committed."""
+        """Store every event of one delivery; returns which ids were new, once committed.
+
+        Raises StoreUnavailable (a TemporaryError) when the store cannot commit within the
+        store timeout, RejectedInput when a value can never be stored."""
         with _unavailable_as_temporary():
-            return self._writer.submit(batch).result()
+            try:
+                return self._writer.submit(batch).result(self.timeout + 1.0)
+            except FutureTimeout:
+                raise StoreUnavailable("timed out waiting for the store") from None
 
     async def store_async(self, batch: Sequence[Event]) -> list[StoreResult]:
         """The same for the request path, awaited without holding a thread.
@@ -212,6 +312,7 @@ class Inbox:
         Deliveries arriving in the same loop iteration commit together. On SQLite with the
         database free, the commit runs right on the event loop (cheapest, no thread hand-off);
         when a writer holds it, or on PostgreSQL, the writer thread waits instead of the loop.
+        No answer waits longer than the store timeout: then it is a 503, never a hang.
         """
         loop = asyncio.get_running_loop()
         done: asyncio.Future[list[StoreResult]] = loop.create_future()
@@ -219,7 +320,11 @@ class Inbox:
         if len(self._pending) == 1:
             loop.call_soon(self._flush, loop)
         with _unavailable_as_temporary():
-            return await done
+            try:
+                async with asyncio.timeout(self.timeout + 1.0):
+                    return await done
+            except TimeoutError:
+                raise StoreUnavailable("timed out waiting for the store") from None
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         group, self._pending = self._pending, []
@@ -228,6 +333,13 @@ class Inbox:
             with write_now(self.engine) as connection:
                 if connection is not None:
                     results = [insert_sqlite(connection, batch) for batch, _ in group]
+            if results is not None and self.health is not None:
+                self.health.verify_file()  # a commit into a deleted file is no commit
+        except StoreUnavailable as exc:
+            for _, done in group:
+                if not done.done():
+                    done.set_exception(exc)
+            return
         except Exception:
             results = None  # busy (another process) or failed: the writer thread takes it
         if results is not None:  # committed: only now may the senders hear 2xx

@@ -35,8 +35,53 @@ class RulesError(Exception):
         super().__init__(f"invalid rules ({count}):\n" + "\n".join(problems))
 
 
+# A rules file is a few kilobytes; these bounds refuse a file built to exhaust the service.
+MAX_RULES_BYTES = 1024 * 1024
+# Nodes that aliases may add beyond those written out (a `<<: *defaults` merge adds a few
+# dozen); nested aliases (a "billion laughs") would add billions.
+MAX_ALIAS_NODES = 10_000
+
+
+class _AliasBomb(Exception):
+    def __init__(self, line: int, expanded: int) -> None:
+        super().__init__(line, expanded)
+        self.line = line
+        self.expanded = expanded
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans: `on: code` is a key named "on", not True."""
+    """SafeLoader with YAML 1.2 booleans: `on: code` is a key named "on", not True; and aliases
+    bounded: each `*alias` counts the nodes it stands for, refused past MAX_ALIAS_NODES."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._expanded = 0
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            node = self.anchors.get(event.anchor)
+            if node is not None:
+                self._expanded += _node_count(node, self._sizes)
+                if self._expanded > MAX_ALIAS_NODES:
+                    raise _AliasBomb(event.start_mark.line + 1, self._expanded)
+        return super().compose_node(parent, index)
+
+
+def _node_count(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many nodes `node` stands for when expanded (memoized; a recursive alias counts 1)."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    sizes[id(node)] = 1  # while counting: a node that contains itself adds no more
+    total = 1
+    if isinstance(node, yaml.MappingNode):
+        total += sum(_node_count(k, sizes) + _node_count(v, sizes) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        total += sum(_node_count(item, sizes) for item in node.value)
+    sizes[id(node)] = total
+    return total
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -50,6 +95,9 @@ _Loader.add_implicit_resolver(
 
 def load_rules(path: Path) -> Rules:
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_RULES_BYTES:
+            raise RulesError([f"{path}:1: the file is {size} bytes, over {MAX_RULES_BYTES}"])
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise RulesError([f"{path}: cannot read: {error}"]) from error
@@ -66,6 +114,8 @@ def check_rules(path: Path) -> list[str]:
 
 def parse_rules(text: str, filename: str = "rules.yaml", *, base_dir: Path | None = None) -> Rules:
     """`base_dir`: where relative local `source.repository` paths are resolved from."""
+    if len(text) > MAX_RULES_BYTES:
+        raise RulesError([f"{filename}:1: the file is over {MAX_RULES_BYTES} bytes"])
     data, lines, problems = _compose(text, filename)
     if not isinstance(data, dict):
         shown = "empty" if data is None else f"a {type(data).__name__}, not a mapping"
@@ -89,6 +139,13 @@ def _compose(text: str, filename: str) -> tuple[Any, dict[FieldPath, int], list[
         if node is not None:  # index first: constructing "<<" merge keys rewrites the nodes
             _index(node, (), lines, problems, filename, set())
         data = loader.construct_document(node) if node is not None else None
+    except _AliasBomb as bomb:
+        raise RulesError(
+            [
+                f"{filename}:{bomb.line}: YAML aliases expand to more than {MAX_ALIAS_NODES} "
+                "nodes (nested anchors and aliases): write the values out"
+            ]
+        ) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else 1

@@ -17,9 +17,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from trigger_service.database import decision_events, decisions, events
 from trigger_service.events import Event
+from trigger_service.keys import fit
 from trigger_service.metrics import DECISIONS
 from trigger_service.rules import Match
 from trigger_service.rules.policy import due_at
+
+SCOPE_WIDTH = 256  # decisions.scope is String(256)
 
 
 def new_decision_id() -> str:
@@ -79,10 +82,12 @@ def join_or_open(conn: Connection, batch: list[Event], match: Match, now: float)
     if match.policy.debounce_seconds <= 0:
         # No debounce: each event is its own decision (a NULL scope never collides).
         return _open(conn, event_ids, match, None, now, now, policy, values)
+    # A batch key holds sender text (an object folder): a long one becomes a fixed-width key.
+    scope = fit(match.batch_key, SCOPE_WIDTH)
     for _ in range(5):
         existing = conn.execute(
             select(decisions.c.id, decisions.c.first_event_at)
-            .where(decisions.c.scope == match.batch_key, decisions.c.state == "collecting")
+            .where(decisions.c.scope == scope, decisions.c.state == "collecting")
             .with_for_update()
         ).first()
         if existing is not None:
@@ -99,7 +104,7 @@ def join_or_open(conn: Connection, batch: list[Event], match: Match, now: float)
             DECISIONS.labels(match.trigger, "coalesced").inc(len(event_ids))
             return str(existing.id)
         due = due_at(match.policy, now, now)
-        decision_id = _open(conn, event_ids, match, match.batch_key, now, due, policy, values)
+        decision_id = _open(conn, event_ids, match, scope, now, due, policy, values)
         if decision_id:
             return decision_id
     raise RuntimeError(f"could not join or open a decision for scope {match.batch_key}")

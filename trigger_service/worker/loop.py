@@ -14,15 +14,19 @@ from typing import Any
 from sqlalchemy import Engine
 
 from trigger_service.database import write
+from trigger_service.errors import TemporaryError
 from trigger_service.events import Event
 from trigger_service.inbox import ClaimedEvent, Inbox
-from trigger_service.metrics import DEAD_LETTERS, DECISION_SECONDS
+from trigger_service.metrics import DEAD_LETTERS, DECISION_SECONDS, WORKER_ALIVE
 from trigger_service.rules import Match, NoRun, Rules, decide
+from trigger_service.store_errors import classify
 from trigger_service.worker import admission
 from trigger_service.worker.decisions import join_or_open, record_no_runs
 from trigger_service.worker.submitting import Submitter
 
 log = logging.getLogger(__name__)
+# An event whose decision cannot be recorded because the store failed is retried this often.
+MAX_DECIDE_ATTEMPTS = 20
 
 
 @dataclass
@@ -67,6 +71,9 @@ class Worker:
         self._last_run_poll = 0.0
         # Loops that live and die with the worker's thread (the bucket reconcile): start(), stop().
         self.companions: list[Any] = []
+        # Crash-only: set when the thread died; `on_death(reason)` then ends the process.
+        self.failure: str | None = None
+        self.on_death: Callable[[str], None] | None = None
 
     # --- one step of work
     def tick(self) -> TickResult:
@@ -86,10 +93,45 @@ class Worker:
         """Decide a claimed batch in one transaction: each event ends in its decision(s).
 
         Run matches are grouped by coalescing scope first, so a storm of thousands of events
-        for one prefix costs one decision update, not thousands.
+        for one prefix costs one decision update, not thousands. If the batch fails, each event
+        is decided alone, so one bad event holds no other: it alone retries later (the store was
+        unavailable) or dead-letters with its reason (it can never be recorded).
         """
         rules = self.rules()
         now = self.clock()
+        try:
+            decided = self._decide_together(claimed, rules, now)
+        except Exception as exc:
+            if len(claimed) == 1:
+                self._set_aside(claimed[0], exc)
+                return 1
+            if isinstance(classify(exc), TemporaryError):
+                raise  # the store, not an event: the tick fails and the leases expire
+            log.warning("a claimed batch failed (%r): deciding its events one by one", exc)
+            decided = []
+            for item in claimed:
+                try:
+                    decided += self._decide_together([item], rules, now)
+                except Exception as alone:
+                    self._set_aside(item, alone)
+        for event in decided:
+            DECISION_SECONDS.observe(max(0.0, now - event.received_at.timestamp()))
+        return len(claimed)
+
+    def _set_aside(self, item: ClaimedEvent, error: Exception) -> None:
+        """One event that could not be decided: retry it later, or dead-letter it for good."""
+        extra = {"event_id": item.event.id}
+        if isinstance(classify(error), TemporaryError) and item.attempts < MAX_DECIDE_ATTEMPTS:
+            log.warning("deciding the event failed, will retry: %r", error, extra=extra)
+            self.inbox.retry(item.event.id, f"could not decide yet: {error!r}", self.poll_seconds)
+            return
+        log.error("the event cannot be decided, dead-lettered: %r", error, extra=extra)
+        self.inbox.dead_letter([item.event.id], f"could not record a decision: {error!r}"[:2000])
+        DEAD_LETTERS.labels("decide").inc()
+
+    def _decide_together(
+        self, claimed: list[ClaimedEvent], rules: Rules, now: float
+    ) -> list[Event]:
         scopes: dict[str, list[tuple[Event, Match]]] = {}
         no_runs: list[tuple[Event, str]] = []
         with write(self.engine) as conn:
@@ -118,9 +160,7 @@ class Worker:
                 for group in groups:
                     join_or_open(conn, [e for e, _ in group], group[-1][1], now)
             self.inbox.finish([e.id for e in decided], conn)
-        for event in decided:
-            DECISION_SECONDS.observe(max(0.0, now - event.received_at.timestamp()))
-        return len(claimed)
+        return decided
 
     def run_until_idle(self, max_ticks: int = 10_000) -> int:
         """Tick until nothing is left to do now (tests and the CLI's one-shot mode)."""
@@ -133,10 +173,11 @@ class Worker:
 
     # --- background thread inside `serve`
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="worker", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="worker", daemon=True)
         self._thread.start()
         for companion in self.companions:
             companion.start()
+        WORKER_ALIVE.set(1)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -148,6 +189,23 @@ class Worker:
 
     def wakeup(self) -> None:
         self._wake.set()
+
+    def _run(self) -> None:
+        """The thread's body: if the loop ever ends other than by stop(), the worker is dead,
+        readiness fails and `on_death` ends the process so its supervisor restarts it."""
+        reason = "the worker loop returned"
+        try:
+            self._loop()
+        except BaseException as exc:  # recorded and handed to on_death
+            reason = f"the worker thread died: {exc!r}"
+            log.critical(reason, exc_info=True)
+        if self._stop.is_set():
+            WORKER_ALIVE.set(0)
+            return
+        self.failure = reason
+        WORKER_ALIVE.set(0)
+        if self.on_death is not None:
+            self.on_death(reason)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
