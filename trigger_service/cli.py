@@ -19,7 +19,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from trigger_service.rules import RulesError
     from trigger_service.service import Services
     from trigger_service.settings import Settings
+    from trigger_service.versions.sandbox import protect_service_process
 
+    protect_service_process()  # same-user children cannot read our environ or memory
     settings = Settings()
     logs.configure(settings.log_level, settings.log_json)
     try:
@@ -50,7 +52,9 @@ def cmd_worker(_args: argparse.Namespace) -> int:
     from trigger_service import lifecycle, logs
     from trigger_service.service import Services
     from trigger_service.settings import Settings
+    from trigger_service.versions.sandbox import protect_service_process
 
+    protect_service_process()
     settings = Settings()
     logs.configure(settings.log_level, settings.log_json)
     services = Services.build(settings)

@@ -24,6 +24,7 @@ from trigger_service.settings import SECRET_FIELDS, Settings
 from trigger_service.store_health import StoreHealth
 from trigger_service.submit.base import Backend
 from trigger_service.tracking.models import ModelLinker
+from trigger_service.versions.compiling import make_compiler
 from trigger_service.versions.git import GitCache
 from trigger_service.versions.registry import VersionRegistry
 from trigger_service.worker.loop import Worker
@@ -156,6 +157,7 @@ class Services:
             settings.git_cache_dir / "packages",
             settings.compile_timeout_seconds,
             clock,
+            make_compiler(settings),
         )
         # The models root is read wherever it is mounted (the local backend's folder, or the
         # models PVC mounted read-only on a cluster) to link runs to what they published.

@@ -24,6 +24,15 @@ SECRET_FIELDS: dict[str, str] = {
     "manual": "manual_token",
 }
 
+# Every secret, each with its `*_FILE` twin.
+SECRETS: tuple[str, ...] = (
+    *SECRET_FIELDS.values(),
+    "git_token",
+    "s3_access_key",
+    "s3_secret_key",
+    "kfp_token",
+)
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRIGGER_", extra="ignore", populate_by_name=True)
@@ -104,6 +113,19 @@ class Settings(BaseSettings):
     git_token: SecretStr | None = Field(None, description="Token for HTTPS git fetches.")
     git_token_file: Path | None = None
     compile_timeout_seconds: float = Field(120.0, description="Limit for compiling a module.")
+    compile_sandbox: Literal["auto", "namespaces", "plain", "kubernetes"] = Field(
+        "auto",
+        description="Where a commit's module compiles: auto (kubernetes with backend kfp, else "
+        "namespaces when available, else plain), namespaces, plain, kubernetes "
+        "(see docs/security.md).",
+    )
+    compile_memory_bytes: int = Field(
+        2 * 1024**3, gt=0, description="Memory limit of a compile (address space; Job limit)."
+    )
+    compile_cpu: str = Field("1", description="CPU limit of a compile Job (Kubernetes quantity).")
+    compile_namespace: str | None = Field(
+        None, description="Namespace of compile Jobs (default: the service's own namespace)."
+    )
 
     # --- submission backend
     backend: Literal["local", "kfp", "shadow"] = Field(
@@ -126,9 +148,12 @@ class Settings(BaseSettings):
     s3_secure: bool = Field(False, description="Use HTTPS for the S3 endpoint.")
     s3_access_key: SecretStr | None = Field(None, description="S3 access key for local runs.")
     s3_secret_key: SecretStr | None = Field(None, description="S3 secret key for local runs.")
+    s3_access_key_file: Path | None = None
+    s3_secret_key_file: Path | None = None
 
     kfp_host: str | None = Field(None, description="KFP API, e.g. http://ml-pipeline.kubeflow:8888")
     kfp_token: SecretStr | None = Field(None, description="Explicit bearer token for KFP.")
+    kfp_token_file: Path | None = None
     kfp_token_path: Path | None = Field(
         None,
         validation_alias=AliasChoices("TRIGGER_KFP_TOKEN_PATH", "KF_PIPELINES_SA_TOKEN_PATH"),
@@ -150,7 +175,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _read_secret_files(self) -> Settings:
-        for name in (*SECRET_FIELDS.values(), "git_token"):
+        for name in SECRETS:
             path = getattr(self, f"{name}_file")
             if path is not None and getattr(self, name) is None:
                 try:

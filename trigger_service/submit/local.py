@@ -25,6 +25,40 @@ from trigger_service.submit.base import RunRequest, RunState, RunStatus, Version
 
 log = logging.getLogger(__name__)
 
+# What a run may inherit from the service's environment: tools, locale, proxies and package
+# indexes. Never a TRIGGER_* variable: the run executes the commit's component code.
+RUN_ENV_ALLOWED = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "LANG",
+        "LC_ALL",
+        "TZ",
+        "TMPDIR",
+        "PYTHONPATH",
+        "VIRTUAL_ENV",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        "PIP_INDEX_URL",
+        "PIP_EXTRA_INDEX_URL",
+        "PIP_TRUSTED_HOST",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+    }
+)
+
+
+def run_environment(inherited: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
+    """The environment of a local run: the allow-listed part of `inherited`, plus `extra`
+    (the S3 endpoint and keys the service passes on purpose)."""
+    env = {k: v for k, v in inherited.items() if k in RUN_ENV_ALLOWED}
+    return {**env, **extra, "PYTHONUNBUFFERED": "1"}
+
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
@@ -220,7 +254,7 @@ class LocalBackend:
                     command,
                     stdout=out,
                     stderr=subprocess.STDOUT,
-                    env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
+                    env=run_environment(dict(os.environ), self.env),
                     start_new_session=True,
                 )
                 _write_json(folder / "state.json", {**state, "pid": self._current.pid})

@@ -7,7 +7,7 @@
             (resolved in the branch's history, refused when ambiguous), or a branch
 
 Obtaining a version: the compiled YAML at the configured path of that commit, or the module
-compiled in a subprocess with a time limit and the commit's own component image.
+compiled in a sandbox (versions/compiling.py) with the commit's own component image.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,8 +27,10 @@ from trigger_service.database import current_versions, pipeline_versions, write
 from trigger_service.errors import PermanentError
 from trigger_service.rules import PipelineSpec, VersionRequest
 from trigger_service.submit.base import Backend, VersionRef, VersionSpec
+from trigger_service.versions.compiling import Compiler, ProcessCompiler
 from trigger_service.versions.git import GitCache
 from trigger_service.versions.refs import branch_name, inside, is_short_id, version_name
+from trigger_service.versions.sandbox import Limits, ProcessSandbox
 
 FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
@@ -44,6 +44,7 @@ class VersionRegistry:
         packages_dir: Path,
         compile_timeout: float,
         clock: Callable[[], float] = time.time,
+        compiler: Compiler | None = None,
     ) -> None:
         self.engine = engine
         self.backend = backend
@@ -51,6 +52,9 @@ class VersionRegistry:
         self.packages_dir = packages_dir.resolve()
         self.compile_timeout = compile_timeout
         self.clock = clock
+        self.compiler = compiler or ProcessCompiler(
+            ProcessSandbox(Limits(wall_seconds=compile_timeout))
+        )
 
     def resolve(self, pipeline: PipelineSpec, request: VersionRequest, event_id: str) -> VersionRef:
         branch = request.branch or pipeline.source.branch
@@ -188,32 +192,4 @@ class VersionRegistry:
         return target
 
     def _compile(self, pipeline: PipelineSpec, tree: Path, commit: str, output: Path) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            str(pipeline.source.module),
-            "compile",
-            "--output",
-            str(output),
-        ]
-        image = pipeline.source.image_for(commit)
-        if image:
-            command += ["--image", image]
-        try:
-            done = subprocess.run(
-                command,
-                cwd=tree,
-                env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin", "HOME": str(tree)},
-                capture_output=True,
-                text=True,
-                timeout=self.compile_timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise PermanentError(
-                f"compiling {pipeline.source.module} at {commit[:12]} took over "
-                f"{self.compile_timeout:.0f}s"
-            ) from exc
-        if done.returncode != 0 or not output.is_file():
-            tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise PermanentError(f"compiling {pipeline.source.module} at {commit[:12]}: {tail}")
+        self.compiler.compile(pipeline, tree, commit, output)

@@ -1,0 +1,301 @@
+"""Running code from a pushed commit (the pipeline's compile step) where it cannot reach the
+service's credentials.
+
+A commit is untrusted: `python -m <module> compile` executes whatever the commit contains. Three
+ways to run it, chosen by `TRIGGER_COMPILE_SANDBOX`:
+
+    namespaces  (embedded default when available) a child in its own mount, PID, network, IPC
+                and UTS namespaces (util-linux `unshare`): it sees no other process (its own
+                /proc), has no network, sees the secret files as empty (/dev/null bound over
+                them) and the service's home as an empty tmpfs, sees every filesystem read-only
+                except its private work folder, and runs as `nobody` when the service is root
+                (otherwise as the service's user mapped to root of a user namespace, with no
+                capabilities). Environment: an allow-list only. CPU, address-space and open-file
+                limits, and a wall-clock timeout that kills the whole namespace.
+    plain       the same environment allow-list, limits and timeout, as the service's own user.
+                What remains trusted: the child can read every file that user can (secret files
+                included) and the environment of that user's other processes. Only the service
+                itself is protected, by being non-dumpable (`protect_service_process`).
+    kubernetes  (`backend: kfp`) a Job from the commit's own image: see versions/k8s_compile.py.
+
+`protect_service_process()` is called once by `serve` and `worker`: with PR_SET_DUMPABLE 0, a
+process of the same user cannot read /proc/<service>/environ or /proc/<service>/mem.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import resource
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+from trigger_service.errors import PermanentError
+
+log = logging.getLogger(__name__)
+
+PR_SET_DUMPABLE = 4
+NOBODY = 65534
+MAX_OUTPUT_BYTES = 64 * 1024 * 1024  # a compiled pipeline is a few hundred kB
+Mode = Literal["auto", "namespaces", "plain"]
+
+
+def protect_service_process() -> bool:
+    """Make this process non-dumpable; True when it worked (Linux), False elsewhere."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Limits of one sandboxed run: seconds of wall clock and CPU, bytes of address space."""
+
+    wall_seconds: float = 120.0
+    cpu_seconds: int = 120
+    memory_bytes: int = 2 * 1024**3
+    open_files: int = 256
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stderr: str  # the last 4 kB
+
+
+class Sandbox(Protocol):
+    def run(self, command: Sequence[str], tree: Path, output_name: str) -> tuple[Result, bytes]:
+        """Run `command` in a copy of `tree`; return its result and the bytes of the file it
+        wrote at `$OUTPUT_DIR/output_name` (b"" if none). Raises PermanentError on timeout."""
+        ...
+
+
+# Runs as PID 1 of the new namespaces, as root of them, before the untrusted command: prepares
+# the view of the filesystem, drops privileges and execs. Argument: one JSON object.
+_INIT = r"""
+import ctypes, json, os, resource, subprocess, sys
+cfg = json.loads(sys.argv[1])
+def mount(*args):
+    subprocess.run(["mount", *args], check=True, stdout=subprocess.DEVNULL)
+mount("--make-rprivate", "/")
+for path in cfg["hide"]:
+    if os.path.isdir(path):
+        mount("-t", "tmpfs", "-o", "size=4k,mode=000", "tmpfs", path)
+    elif os.path.exists(path):
+        mount("--bind", "/dev/null", path)
+staged = []
+for i, path in enumerate(cfg["keep"]):
+    spot = os.path.join(cfg["work"], f".keep{i}")
+    os.mkdir(spot)
+    mount("--bind", path, spot)
+    staged.append((spot, path))
+for path in cfg["mask"]:
+    mount("-t", "tmpfs", "-o", "size=1m,mode=755", "tmpfs", path)
+for spot, path in staged:
+    os.makedirs(path, exist_ok=True)
+    mount("--move", spot, path)
+mount("--bind", cfg["work"], cfg["work"])
+points = [line.split()[1] for line in open("/proc/self/mounts")]
+for point in reversed(points):
+    point = point.replace("\\040", " ")
+    if point != cfg["work"]:
+        subprocess.run(["mount", "-o", "remount,bind,ro", point], stderr=subprocess.DEVNULL)
+for kind, value in ((resource.RLIMIT_CPU, cfg["cpu"]), (resource.RLIMIT_AS, cfg["memory"]),
+                    (resource.RLIMIT_NOFILE, cfg["files"])):
+    resource.setrlimit(kind, (value, value))
+libc = ctypes.CDLL(None, use_errno=True)
+if cfg["uid"] is not None:
+    os.setgroups([])
+    os.setgid(cfg["uid"])
+    os.setuid(cfg["uid"])
+else:
+    for cap in range(64):
+        libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP: no capability survives the exec
+libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+os.chdir(cfg["cwd"])
+os.execve(cfg["command"][0], cfg["command"], cfg["env"])
+"""
+
+
+@dataclass
+class ProcessSandbox:
+    """A child process of the service, isolated as far as this machine allows (see the module
+    docstring). `hidden`: secret files (and folders) the child must not read."""
+
+    limits: Limits = field(default_factory=Limits)
+    hidden: Sequence[Path] = ()
+    mode: Mode = "auto"
+    _namespaces: bool | None = field(default=None, repr=False)
+
+    def uses_namespaces(self) -> bool:
+        if self.mode == "plain":
+            return False
+        if self._namespaces is None:
+            self._namespaces = _namespaces_work()
+            if not self._namespaces:
+                if self.mode == "namespaces":
+                    raise PermanentError(
+                        "TRIGGER_COMPILE_SANDBOX=namespaces but `unshare` cannot create "
+                        "namespaces here (no util-linux, or user namespaces disabled)"
+                    )
+                log.warning(
+                    "compile sandbox: namespaces unavailable; compiling with a scrubbed "
+                    "environment only (files and processes of this user stay readable)"
+                )
+        return self._namespaces
+
+    def run(self, command: Sequence[str], tree: Path, output_name: str) -> tuple[Result, bytes]:
+        work = Path(tempfile.mkdtemp(prefix="trigger-sandbox-"))
+        try:
+            src, out, home = work / "src", work / "out", work / "home"
+            shutil.copytree(tree, src, symlinks=True)
+            out.mkdir()
+            home.mkdir()
+            env = {
+                "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "HOME": str(home),
+                "TMPDIR": str(home),
+                "PYTHONPATH": str(src),
+                "PYTHONDONTWRITEBYTECODE": "1",
+                "OUTPUT_DIR": str(out),
+                "LANG": "C.UTF-8",
+            }
+            argv = [a.replace("{output_dir}", str(out)) for a in command]
+            if self.uses_namespaces():
+                uid = _child_uid()
+                work.chmod(0o755)  # stays root's: the child writes only inside its folders
+                if uid is not None:
+                    for folder in (src, out, home):
+                        _chown_tree(folder, uid)
+                result = self._spawn(self._wrapped(argv, work, src, env, uid), None, None)
+            else:
+                result = self._spawn(argv, src, env)
+            return result, _read_output(out, output_name)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _wrapped(
+        self, argv: list[str], work: Path, src: Path, env: dict[str, str], uid: int | None
+    ) -> list[str]:
+        home = Path.home().resolve()
+        mask = [str(home)] if home != Path("/") and home.is_dir() else []
+        # The interpreter may live under the masked home (pyenv): keep its prefixes visible.
+        keep = sorted(
+            {
+                str(Path(p).resolve())
+                for p in (sys.base_prefix, sys.prefix, Path(sys.executable).resolve().parent)
+                if any(Path(p).resolve().is_relative_to(m) for m in mask)
+            }
+        )
+        config = {
+            "work": str(work),
+            "cwd": str(src),
+            "hide": [str(Path(p).resolve()) for p in self.hidden if Path(p).exists()],
+            "keep": _outermost(keep),
+            "mask": mask,
+            "cpu": self.limits.cpu_seconds,
+            "memory": self.limits.memory_bytes,
+            "files": self.limits.open_files,
+            "uid": uid,
+            "command": argv,
+            "env": env,
+        }
+        unshare = ["unshare", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc"]
+        unshare += ["--net", "--ipc", "--uts"]
+        if os.geteuid() != 0:
+            unshare += ["--user", "--map-root-user"]
+        return [*unshare, sys.executable, "-I", "-S", "-c", _INIT, json.dumps(config)]
+
+    def _spawn(self, argv: list[str], cwd: Path | None, env: dict[str, str] | None) -> Result:
+        limits = self.limits
+
+        def plain_limits() -> None:  # only for the plain mode; the namespace init sets its own
+            resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
+            resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
+
+        with tempfile.TemporaryFile() as errors:
+            process = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env if env is not None else {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                stdin=subprocess.DEVNULL,
+                stdout=errors,
+                stderr=errors,
+                start_new_session=True,
+                preexec_fn=plain_limits if env is not None else None,
+            )
+            try:
+                code = process.wait(timeout=limits.wall_seconds)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                raise PermanentError(f"took over {limits.wall_seconds:.0f}s") from None
+            errors.seek(0, os.SEEK_END)
+            errors.seek(max(0, errors.tell() - 4096))
+            return Result(code, errors.read().decode("utf-8", "replace"))
+
+
+def _namespaces_work() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    probe = ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "--net"]
+    if os.geteuid() != 0:
+        probe += ["--user", "--map-root-user"]
+    try:
+        done = subprocess.run([*probe, "true"], capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def _child_uid() -> int | None:
+    """`nobody` when the service is root; None (stay the mapped user, no capabilities) else."""
+    return NOBODY if os.geteuid() == 0 else None
+
+
+def _chown_tree(root: Path, uid: int) -> None:
+    for folder, dirs, files in os.walk(root):
+        os.lchown(folder, uid, uid)
+        for name in [*dirs, *files]:
+            os.lchown(os.path.join(folder, name), uid, uid)
+
+
+def _outermost(paths: list[str]) -> list[str]:
+    kept: list[str] = []
+    for path in sorted(paths):
+        if not any(Path(path).is_relative_to(k) for k in kept):
+            kept.append(path)
+    return kept
+
+
+def _read_output(out: Path, name: str) -> bytes:
+    """The child's output file, refusing anything but a regular file of sane size: a symlink
+    planted by the child would make the service read a file of its own choosing."""
+    try:
+        folder = os.open(out, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return b""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+    except OSError:
+        return b""
+    finally:
+        os.close(folder)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_OUTPUT_BYTES:
+            return b""
+        return handle.read(MAX_OUTPUT_BYTES)
