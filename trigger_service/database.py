@@ -10,6 +10,7 @@ Tables, by the stage that writes them:
     pipeline_versions  gitops       versions registered with the backend, by commit
     current_versions   gitops       which version each branch runs now, and why
     runs, run_states   tracking     submitted runs and every state they passed through
+    trigger_pauses     operator     triggers an operator paused (their events decide no run)
 """
 
 from __future__ import annotations
@@ -181,6 +182,14 @@ run_states = Table(
     Column("state", String(16), nullable=False),
     Column("at", Float, nullable=False),
     Column("detail", Text),
+)
+
+trigger_pauses = Table(
+    "trigger_pauses",
+    metadata,
+    Column("trigger", String(128), primary_key=True),
+    Column("paused_at", Float, nullable=False),
+    Column("reason", Text),
 )
 
 

@@ -17,6 +17,7 @@ from trigger_service.database import create_schema, make_engine
 from trigger_service.inbox import Inbox
 from trigger_service.modelserver import make_rollout
 from trigger_service.rules import Rules, RulesError, load_rules
+from trigger_service.rules.status import RulesStatus
 from trigger_service.settings import SECRET_FIELDS, Settings
 from trigger_service.submit.base import Backend
 from trigger_service.tracking.models import ModelLinker
@@ -37,6 +38,8 @@ class RulesHolder:
         self._lock = threading.Lock()
         self._mtime = path.stat().st_mtime
         self._rules = load_rules(path)  # a bad file refuses the start, naming the line
+        self.status = RulesStatus(path)
+        self.status.loaded(time.time())
 
     def __call__(self) -> Rules:
         try:
@@ -48,8 +51,10 @@ class RulesHolder:
                 self._mtime = mtime
                 try:
                     self._rules = load_rules(self.path)
+                    self.status.loaded(time.time())
                     log.info("rules file reloaded: %s", self.path)
                 except RulesError as exc:
+                    self.status.refused(time.time(), str(exc))
                     log.error("rules file change refused, keeping the previous rules: %s", exc)
         return self._rules
 
