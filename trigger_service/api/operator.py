@@ -9,14 +9,16 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import func, select
 
 from trigger_service import pauses
 from trigger_service.api.deps import get_services, require_operator
-from trigger_service.database import write
+from trigger_service.database import decisions, write
 from trigger_service.service import Services
 from trigger_service.tracking import logs
 from trigger_service.tracking import runs as tracked
 from trigger_service.tracking.cancel import Canceled, cancel_decision, cancel_run
+from trigger_service.worker import decisions as decided
 
 router = APIRouter(tags=["operator"])
 Operator = Depends(require_operator)
@@ -216,3 +218,50 @@ async def pause_trigger(
 )
 async def resume_trigger(name: str, services: Services = Depends(get_services)) -> TriggerStatus:
     return await run_in_threadpool(set_paused, services, name, False, None)
+
+
+class StatusOut(BaseModel):
+    rules: RulesStatusOut
+    backlog: dict[str, int] = Field(description="Stored events by status.")
+    waiting_decisions: dict[str, int] = Field(
+        description="Run decisions not yet a run, by state (collecting, queued, ready, ...)."
+    )
+    active_runs: list[dict[str, Any]] = Field(description="Runs submitting, pending or running.")
+    recent_decisions: list[dict[str, Any]] = Field(description="The 10 newest decisions.")
+    dead_letters: list[dict[str, Any]] = Field(description="The 10 newest dead events.")
+    dead_letter_count: int
+
+
+def status(services: Services) -> StatusOut:
+    """Everything `trigger-service status` shows, in one read."""
+    backlog = services.inbox.depth()
+    with services.engine.connect() as conn:
+        waiting = {
+            str(state): int(count)
+            for state, count in conn.execute(
+                select(decisions.c.state, func.count())
+                .where(decisions.c.state.in_(["collecting", "queued", "ready", "submitting"]))
+                .group_by(decisions.c.state)
+            )
+        }
+        active = [
+            run
+            for state in ("submitting", "pending", "running")
+            for run in tracked.list_runs(conn, state, None, 100, 0)
+        ]
+        recent = decided.list_decisions(conn, None, None, None, 10, 0)
+    dead = services.inbox.list(None, None, "dead", 10, 0)
+    return StatusOut(
+        rules=rules_status(services),
+        backlog=backlog,
+        waiting_decisions=waiting,
+        active_runs=active,
+        recent_decisions=recent,
+        dead_letters=dead,
+        dead_letter_count=backlog.get("dead", 0),
+    )
+
+
+@router.get("/status", summary="One screen: rules, backlog, active runs, recent decisions, dead")
+async def get_status(services: Services = Depends(get_services)) -> StatusOut:
+    return await run_in_threadpool(status, services)
