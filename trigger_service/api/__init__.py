@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from trigger_service import console
 from trigger_service.api import errors, explain, health, operator, reads, webhooks
 from trigger_service.service import Services
 
@@ -39,4 +40,5 @@ def create_app(services: Services, start_worker: bool | None = None) -> FastAPI:
     errors.install(app)
     for module in (webhooks, reads, explain, health, operator):
         app.include_router(module.router)
+    console.install(app)
     return app
