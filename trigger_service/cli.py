@@ -1,4 +1,6 @@
-"""`trigger-service`: serve, worker, check-rules, explain, trigger, compile, run-local."""
+"""`trigger-service`: serve, worker, check-rules, explain, trigger, compile, run-local; and, as an
+operator of a running service: status, events, decisions, runs, logs, cancel, replay, pause,
+resume."""
 
 from __future__ import annotations
 
@@ -9,6 +11,9 @@ import sys
 from pathlib import Path
 
 import httpx
+
+from trigger_service.cli_client import add_commands, parse_param
+from trigger_service.settings import ClientSettings
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -113,13 +118,14 @@ def cmd_trigger(args: argparse.Namespace) -> int:
         body["version"] = args.version
     if args.reason:
         body["reason"] = args.reason
-    params = {}
-    for item in args.param:
-        key, _, value = item.partition("=")
-        params[key] = value
+    params = dict(args.param)  # typed by parse_param: 10 is a number, true a boolean
     if params:
         body["params"] = params
-    headers = {"Authorization": f"Bearer {args.token}"}
+    token = args.token or ClientSettings().token()
+    if not token:
+        print("error: give --token or set TRIGGER_MANUAL_TOKEN", file=sys.stderr)
+        return 2
+    headers = {"Authorization": f"Bearer {token}"}
     if args.idempotency_key:
         headers["Idempotency-Key"] = args.idempotency_key
     response = httpx.post(f"{args.url.rstrip('/')}/trigger", json=body, headers=headers)
@@ -138,13 +144,13 @@ def run_pipeline_cli(command: str, rest: list[str]) -> int:
     return subprocess.call([*pipeline, *rest])
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trigger-service", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the webhook service (and its worker)")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("--host", help="address to bind (default: TRIGGER_HOST)")
+    serve.add_argument("--port", type=int, help="port to bind (default: TRIGGER_PORT)")
     serve.add_argument("--no-worker", action="store_true", help="receive only")
     serve.set_defaults(func=cmd_serve)
 
@@ -152,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     worker.set_defaults(func=cmd_worker)
 
     check = sub.add_parser("check-rules", help="validate a rules file")
-    check.add_argument("file")
+    check.add_argument("file", help="the rules YAML file")
     check.set_defaults(func=cmd_check_rules)
 
     exp = sub.add_parser("explain", help="what would this payload do now (changes nothing)")
@@ -162,19 +168,33 @@ def main(argv: list[str] | None = None) -> int:
     exp.add_argument("--rules", help="rules file (default: TRIGGER_RULES_PATH)")
     exp.set_defaults(func=cmd_explain)
 
+    client_settings = ClientSettings()
     trig = sub.add_parser("trigger", help="POST /trigger to a running service")
-    trig.add_argument("pipeline")
-    trig.add_argument("--url", default="http://127.0.0.1:8080")
-    trig.add_argument("--token", required=True)
-    trig.add_argument("--version")
-    trig.add_argument("--reason")
-    trig.add_argument("--param", action="append", default=[], help="KEY=VALUE")
-    trig.add_argument("--idempotency-key")
+    trig.add_argument("pipeline", help="pipeline name from the rules file")
+    trig.add_argument(
+        "--url", default=client_settings.url, help="service base URL (default: TRIGGER_URL)"
+    )
+    trig.add_argument("--token", help="operator token (default: TRIGGER_MANUAL_TOKEN)")
+    trig.add_argument("--version", help="a registered version name (default: the branch head)")
+    trig.add_argument("--reason", help="why: recorded with the decision")
+    trig.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        type=parse_param,
+        help="KEY=VALUE; JSON numbers, true/false and null are sent as such, else text",
+    )
+    trig.add_argument("--idempotency-key", help="the same key twice triggers once")
     trig.set_defaults(func=cmd_trigger)
+    add_commands(sub, client_settings)
 
     for name, target in PIPELINE_COMMANDS.items():
         sub.add_parser(name, help=f"python -m pipeline {' '.join(target)} (its flags pass through)")
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] and argv[0] in PIPELINE_COMMANDS:
         return run_pipeline_cli(argv[0], argv[1:])

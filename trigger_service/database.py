@@ -13,6 +13,7 @@ Tables, by the stage that writes them:
     seen_objects       reconcile    object versions a bucket listing has already accounted for
     reconcile_state    reconcile    per listed trigger: baseline done, next pass, last error
     store_probes       store_health one row per process: the write that proves the store works
+    trigger_pauses     operator     triggers an operator paused (their events decide no run)
 """
 
 from __future__ import annotations
@@ -192,6 +193,14 @@ seen_objects = Table(
     Column("id", String(128), primary_key=True),  # the object version's Event id
     Column("seen_at", Float, nullable=False),
 )
+trigger_pauses = Table(
+    "trigger_pauses",
+    metadata,
+    Column("trigger", String(128), primary_key=True),
+    Column("paused_at", Float, nullable=False),
+    Column("reason", Text),
+)
+
 
 reconcile_state = Table(
     "reconcile_state",

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from trigger_service.errors import RejectedInput
 from trigger_service.events import Event, utcnow
+from trigger_service.pauses import paused, without_paused
 from trigger_service.rules import NoRun, Rules, decide
 from trigger_service.sources import SOURCES, truncated_groups
 from trigger_service.worker.admission import verdict_for
@@ -28,6 +29,8 @@ def parse_payload(source: str, headers: Mapping[str, str], body: bytes) -> list[
 
 def explain(events: list[Event], rules: Rules, engine: Engine, now: float) -> list[dict[str, Any]]:
     answers = []
+    with engine.connect() as conn:
+        held = paused(conn)
     for event in events:
         verdict = decide(event, rules)
         answer: dict[str, Any] = {"event": event.to_dict()}
@@ -38,6 +41,7 @@ def explain(events: list[Event], rules: Rules, engine: Engine, now: float) -> li
                 "they are not in this delivery and nothing decides them"
                 for group, count in cut.items()
             ]
+        held_back = without_paused(verdict, held)
         if isinstance(verdict, NoRun):
             answer.update(run=False, reason=verdict.reason)
         else:
@@ -54,6 +58,7 @@ def explain(events: list[Event], rules: Rules, engine: Engine, now: float) -> li
                         "params": match.params,
                         "policy": asdict(match.policy),
                         "batch_key": match.batch_key,
+                        "paused": match.trigger in held,
                         "policy_now": {
                             "verdict": type(policy_now).__name__.lower(),
                             "reason": getattr(policy_now, "reason", "would run now"),
@@ -62,5 +67,7 @@ def explain(events: list[Event], rules: Rules, engine: Engine, now: float) -> li
                     }
                 )
             answer.update(run=True, matches=matches)
+            if isinstance(held_back, NoRun):  # every trigger that matched is paused
+                answer.update(run=False, reason=held_back.reason)
         answers.append(answer)
     return answers

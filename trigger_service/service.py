@@ -20,6 +20,7 @@ from trigger_service.modelserver import make_rollout
 from trigger_service.reconcile import Reconciler
 from trigger_service.reconcile.listing import make_client as make_s3_client
 from trigger_service.rules import Rules, RulesError, load_rules
+from trigger_service.rules.status import RulesStatus
 from trigger_service.settings import SECRET_FIELDS, Settings
 from trigger_service.store_health import StoreHealth
 from trigger_service.submit.base import Backend
@@ -48,6 +49,8 @@ class RulesHolder:
         self._rules = load_rules(path)  # a bad file refuses the start, naming the line
         self.reload_error: str | None = None
         RULES_RELOAD_OK.set(1)
+        self.status = RulesStatus(path)
+        self.status.loaded(time.time())
 
     def __call__(self) -> Rules:
         try:
@@ -64,10 +67,12 @@ class RulesHolder:
                     self.reload_error = message[:2000]
                     RULES_RELOAD_FAILURES.inc()
                     RULES_RELOAD_OK.set(0)
+                    self.status.refused(time.time(), message[:2000])
                     log.error("rules file change refused, keeping the previous rules: %s", message)
                 else:
                     self.reload_error = None
                     RULES_RELOAD_OK.set(1)
+                    self.status.loaded(time.time())
                     log.info("rules file reloaded: %s", self.path)
         return self._rules
 

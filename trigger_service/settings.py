@@ -194,3 +194,28 @@ class Settings(BaseSettings):
     def secret_for(self, route: str) -> str | None:
         value: SecretStr | None = getattr(self, SECRET_FIELDS[route])
         return value.get_secret_value() if value is not None else None
+
+
+class ClientSettings(BaseSettings):
+    """What the CLI's client commands (status, runs, cancel, ...) read: where the service is and
+    the operator token. Flags override them."""
+
+    model_config = SettingsConfigDict(env_prefix="TRIGGER_", extra="ignore")
+
+    url: str = Field("http://127.0.0.1:8080", description="Base URL of a running service.")
+    manual_token: SecretStr | None = None
+    manual_token_file: Path | None = None
+
+    def token(self) -> str | None:
+        """The operator token: TRIGGER_MANUAL_TOKEN, else the file TRIGGER_MANUAL_TOKEN_FILE."""
+        if self.manual_token is not None and self.manual_token.get_secret_value():
+            return self.manual_token.get_secret_value()
+        if self.manual_token_file is not None:
+            try:
+                return self.manual_token_file.read_text().strip() or None
+            except OSError as exc:
+                raise ValueError(
+                    f"TRIGGER_MANUAL_TOKEN_FILE={self.manual_token_file} cannot be read: "
+                    f"{exc.strerror}"
+                ) from exc
+        return None

@@ -9,6 +9,7 @@ restarted service finds its queue again; a run cut short by a restart is marked 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -72,6 +73,11 @@ def _read_json(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group has ended
+        os.killpg(pgid, signum)
 
 
 class LocalBackend:
@@ -168,13 +174,21 @@ class LocalBackend:
         )
 
     def cancel(self, external_id: str) -> None:
+        """Stop a queued or running run: the state is written first (so the runner, in this
+        process or another, records `canceled` and not a failure), then the run's whole process
+        group (kfp.local and every task it started) gets SIGTERM, and SIGKILL 10 s later."""
         folder = self.runs_dir / external_id
-        state = _read_json(folder / "state.json")
-        if state.get("state") in ("pending", "running"):
-            with self._lock:
-                if state.get("state") == "running" and self._current is not None:
-                    os.killpg(self._current.pid, signal.SIGTERM)
-                _write_json(folder / "state.json", {**state, "state": "canceled"})
+        with self._lock:
+            state = _read_json(folder / "state.json")
+            if state.get("state") not in ("pending", "running"):
+                return
+            _write_json(folder / "state.json", {**state, "state": "canceled"})
+            pid = state.get("pid") if state.get("state") == "running" else None
+        if isinstance(pid, int) and pid > 1:
+            _signal_group(pid, signal.SIGTERM)
+            timer = threading.Timer(10.0, _signal_group, (pid, signal.SIGKILL))
+            timer.daemon = True
+            timer.start()
 
     # --- the runner thread
     def _ensure_runner(self) -> None:
@@ -245,11 +259,13 @@ class LocalBackend:
         for key, value in params.items():
             command += ["--param", f"{key}={value}"]
         started = time.time()
-        state = {**_read_json(folder / "state.json"), "state": "running", "started_at": started}
         with open(folder / "run.log", "ab") as out:
             with self._lock:
-                if self._stop.is_set():
+                # Read under the lock: a cancel between the queue scan and here wins.
+                state = _read_json(folder / "state.json")
+                if self._stop.is_set() or state.get("state") != "pending":
                     return
+                state = {**state, "state": "running", "started_at": started}
                 self._current = subprocess.Popen(
                     command,
                     stdout=out,

@@ -18,6 +18,7 @@ class ShadowBackend:
 
     def __init__(self) -> None:
         self._submitted: set[str] = set()
+        self._canceled: set[str] = set()
 
     def ensure_version(self, spec: VersionSpec) -> VersionRef:
         return VersionRef(spec.pipeline, spec.version, "shadow", spec.version, spec.package_path)
@@ -36,8 +37,11 @@ class ShadowBackend:
         return f"shadow-{run_name}" if run_name in self._submitted else None
 
     def status(self, external_id: str) -> RunStatus:
+        if external_id in self._canceled:
+            return RunStatus(RunState.CANCELED, external_id, outputs={"shadow": True})
         # Nothing runs, so nothing stays active: a shadow run ends as soon as it is recorded.
         return RunStatus(RunState.SUCCEEDED, external_id, outputs={"shadow": True})
 
     def cancel(self, external_id: str) -> None:
-        return None
+        """Nothing runs to stop: the run is marked, and reports `canceled` from now on."""
+        self._canceled.add(external_id)

@@ -18,6 +18,7 @@ from trigger_service.errors import TemporaryError
 from trigger_service.events import Event
 from trigger_service.inbox import ClaimedEvent, Inbox
 from trigger_service.metrics import DEAD_LETTERS, DECISION_SECONDS, WORKER_ALIVE
+from trigger_service.pauses import paused, without_paused
 from trigger_service.rules import Match, NoRun, Rules, decide
 from trigger_service.store_errors import classify
 from trigger_service.worker import admission
@@ -136,6 +137,7 @@ class Worker:
         no_runs: list[tuple[Event, str]] = []
         with write(self.engine) as conn:
             decided = []
+            held = paused(conn)
             for item in claimed:
                 event = item.event
                 try:
@@ -147,6 +149,7 @@ class Worker:
                     DEAD_LETTERS.labels("decide").inc()
                     log.exception("decision failed", extra={"event_id": event.id})
                     continue
+                verdict = without_paused(verdict, held)
                 if isinstance(verdict, NoRun):
                     no_runs.append((event, verdict.reason))
                 else:

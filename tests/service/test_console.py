@@ -1,0 +1,100 @@
+"""The console's pages and its sign-in and CSRF rules, over the ASGI app (the browser tests in
+tests/e2e/test_console_browser.py click through the same pages in Chromium)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.service.conftest import Build
+from tests.support.backends import ScriptedBackend
+from trigger_service.api import create_app
+from trigger_service.service import Services
+
+AUTH = {"Authorization": "Bearer manual-token"}
+
+
+@pytest.fixture
+def services(build: Build) -> Services:
+    return build()
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[TestClient]:
+    with TestClient(create_app(services, start_worker=False), base_url="http://console.test") as c:
+        yield c
+
+
+def sign_in(client: TestClient, token: str = "manual-token") -> str:
+    """Sign in; returns the CSRF token of the session."""
+    answer = client.post(
+        "/ui/signin", data={"token": token, "next": "/ui/rules"}, follow_redirects=False
+    )
+    assert answer.status_code == 303, answer.text
+    cookie = answer.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/ui" in cookie
+    page = client.get("/ui/rules").text
+    match = re.search(r'name="csrf" value="([0-9a-f]{64})"', page)
+    assert match, "a signed-in page carries the CSRF token"
+    return match.group(1)
+
+
+def test_pages_render_with_data(
+    client: TestClient, services: Services, backend: ScriptedBackend
+) -> None:
+    stored = client.post("/trigger", json={"pipeline": "songs", "reason": "look"}, headers=AUTH)
+    event_id = stored.json()["accepted"][0]
+    services.worker.run_until_idle()
+    timeline = client.get("/ui")
+    assert timeline.status_code == 200 and event_id in timeline.text
+    assert "manual run: look" in timeline.text
+    (decision_id,) = client.get(f"/events/{event_id}").json()["decisions"]
+    decision = client.get(f"/ui/decisions/{decision_id}").text
+    assert "by-hand" in decision and "the service (lineage)" in decision
+    assert "pipeline songs default" in decision  # data_uri came from the pipeline's defaults
+    run_id = client.get(f"/decisions/{decision_id}").json()["run_id"]
+    run = client.get(f"/ui/runs/{run_id}").text
+    assert "State history" in run and "submitting" in run
+    for path in ("/ui/runs", "/ui/models", "/ui/pipelines", "/ui/rules", "/ui/dead"):
+        assert client.get(path).status_code == 200, path
+    assert client.get("/ui/runs/r-nope").status_code == 404
+    filtered = client.get("/ui", params={"outcome": "dead", "partial": "1"}).text
+    assert event_id not in filtered and "match these filters" in filtered
+    found = client.get("/ui", params={"q": event_id[-8:], "partial": "1"}).text
+    assert event_id in found and "<html" not in found
+    assert client.get("/ui", params={"q": "100%_\\"}).status_code == 200
+
+
+def test_actions_need_a_session_and_its_csrf_token(client: TestClient) -> None:
+    assert client.post("/ui/triggers/code/pause", data={}).status_code == 403
+    wrong = client.post("/ui/signin", data={"token": "nope"}, follow_redirects=False)
+    assert wrong.status_code == 401 and "wrong token" in wrong.text
+    csrf = sign_in(client)
+    assert client.post("/ui/triggers/code/pause", data={}).status_code == 403, "no CSRF token"
+    assert client.post("/ui/triggers/code/pause", data={"csrf": "0" * 64}).status_code == 403
+    other_site = client.post(
+        "/ui/triggers/code/pause", data={"csrf": csrf}, headers={"Origin": "https://evil.test"}
+    )
+    assert other_site.status_code == 403
+    done = client.post(
+        "/ui/triggers/code/pause",
+        data={"csrf": csrf, "reason": "<script>x</script>"},
+        headers={"Origin": "http://console.test"},
+    )
+    assert done.status_code == 200 and "code: paused" in done.text
+    assert "<script>x</script>" not in done.text and "&lt;script&gt;" in done.text
+    assert client.get("/rules").json()["triggers"][0]["paused"] is True
+    # A session cookie forged or signed with another token is no session.
+    client.cookies.set("trigger_console", "1.2.3", path="/ui")
+    assert client.post("/ui/triggers/code/resume", data={"csrf": csrf}).status_code == 403
+
+
+def test_sign_in_redirects_only_into_the_console(client: TestClient) -> None:
+    for target in ("https://evil.test/", "//evil.test/ui", "/docs"):
+        answer = client.post(
+            "/ui/signin", data={"token": "manual-token", "next": target}, follow_redirects=False
+        )
+        assert answer.headers["location"] == "/ui", target

@@ -1,0 +1,44 @@
+// The console's only script: refresh the timeline's rows in place, and stream a run's log.
+"use strict";
+
+function refreshRows(tbody) {
+  const every = Number(tbody.dataset.refresh || 3000);
+  const live = document.getElementById("live");
+  setInterval(async () => {
+    if (live && !live.checked) return;
+    const url = new URL(window.location.href);
+    url.searchParams.set("partial", "1");
+    url.searchParams.delete("msg");
+    try {
+      const answer = await fetch(url, { credentials: "same-origin" });
+      if (answer.ok) tbody.innerHTML = await answer.text();
+    } catch (err) {
+      // The service restarting: try again at the next tick.
+    }
+  }, every);
+}
+
+async function streamLog(pre) {
+  const answer = await fetch(pre.dataset.src, { credentials: "same-origin" });
+  if (!answer.ok || !answer.body) {
+    pre.textContent = "(no log: " + answer.status + ")";
+    return;
+  }
+  const reader = answer.body.getReader();
+  const decoder = new TextDecoder();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    pre.textContent += decoder.decode(value, { stream: true });
+    if (atEnd) pre.scrollTop = pre.scrollHeight;
+  }
+  pre.dataset.ended = "true";
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const rows = document.getElementById("timeline-rows");
+  if (rows) refreshRows(rows);
+  const log = document.getElementById("log");
+  if (log) streamLog(log);
+});
