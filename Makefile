@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck demo bench compile clean
+.PHONY: install run test lint typecheck demo bench compile manifests clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ bench: $(STAMP)
 
 compile: $(STAMP)
 	$(BIN)/python -m pipeline compile --output var/pipeline.yaml
+
+# The kustomize trees under manifests/, rendered from the Helm chart and helm/profiles/ by the
+# real Helm engine (a test fails when the checked-in trees are stale). Re-run after changing the
+# chart or a profile, and commit the result.
+manifests: $(STAMP)
+	$(BIN)/python helm/render_manifests.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -1,13 +1,15 @@
-"""Shared helpers for the deployment tests: rendering overlays, loading the chart, the code's
-canonical values. Rendering needs `kubectl` (its built-in kustomize); without it those tests
-skip with a reason, everything else still runs."""
+"""Shared helpers for the deployment tests: the chart rendered by the real Helm engine
+(helm-python-sdk) for each profile, the checked-in kustomize trees (`kubectl kustomize`, which
+skips with a reason when kubectl is absent), and the code's canonical values."""
 
 from __future__ import annotations
 
 import copy
 import functools
+import importlib.util
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,11 +25,21 @@ DOCS = REPO / "docs" / "deployment.md"
 
 # Overlay -> the namespace it deploys into.
 OVERLAYS = {"dev": "songs-dev", "prod": "songs", "openshift": "songs-ai"}
+PROFILES_DIR = REPO / "helm" / "profiles"
+# Chart profile -> (values files under helm/profiles, --set expressions, release namespace).
+PROFILES: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
+    "defaults": ((), (), "kfp-trigger"),
+    "dev": (("dev.yaml",), (), "songs-dev"),
+    "prod": (("prod.yaml",), (), "songs"),
+    "openshift": (("openshift.yaml",), (), "songs-ai"),
+    "external-postgres": (("external-postgres.yaml",), (), "songs"),
+}
 BASE_NAMESPACE = "kfp-trigger"
 SERVICE_NAME = "trigger-service"
 SECRET_NAME = "trigger-service-secrets"
 # Objects an overlay refers to but deliberately does not ship (secrets stay out of git).
 EXTERNAL_SECRETS = {
+    "base": {"trigger-service-secrets", "minio-admin"},
     "dev": set(),
     "prod": {"trigger-service-secrets", "trigger-service-db", "minio-admin"},
     "openshift": {"trigger-service-secrets", "minio-admin"},
@@ -60,6 +72,54 @@ def _render(path: str) -> tuple[dict[str, Any], ...]:
     )
     assert proc.returncode == 0, f"kubectl kustomize {path} failed:\n{proc.stderr}"
     return tuple(doc for doc in yaml.safe_load_all(proc.stdout) if doc)
+
+
+def _load_renderer() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "render_manifests", REPO / "helm" / "render_manifests.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("render_manifests", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+# helm/render_manifests.py: the one renderer `make manifests` and these tests share.
+renderer = _load_renderer()
+
+
+def helm_render(
+    namespace: str, files: tuple[str | Path, ...] = (), sets: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], ...]:
+    """`helm template trigger-service helm/kfp-gitops-trigger -n NS -f FILE... --set EXPR...`
+    as objects, each with the release namespace set (Helm sets it on apply)."""
+    values = renderer.user_values([PROFILES_DIR / f for f in files], sets)
+    docs = tuple(
+        d
+        for text in renderer.render(values, namespace).values()
+        for d in yaml.safe_load_all(text)
+        if d
+    )
+    for d in docs:
+        d["metadata"].setdefault("namespace", namespace)
+    return docs
+
+
+def rendered(profile: str) -> tuple[dict[str, Any], ...]:
+    """The chart rendered for a profile of PROFILES (a fresh copy each call)."""
+    return copy.deepcopy(_rendered(profile))
+
+
+@functools.cache
+def _rendered(profile: str) -> tuple[dict[str, Any], ...]:
+    files, sets, namespace = PROFILES[profile]
+    return helm_render(namespace, files, sets)
+
+
+@pytest.fixture(params=sorted(PROFILES))
+def profile(request: pytest.FixtureRequest) -> str:
+    return request.param
 
 
 def find(objs: tuple[dict[str, Any], ...], kind: str, name: str | None = None) -> list[dict]:

@@ -1,12 +1,18 @@
-"""What the operators require of the custom resources this project ships.
+"""What the operators' CRDs require of the custom resources this project ships.
 
-Not the full CRDs (they cannot be fetched here): for each kind, the fields its CRD marks
-required, the formats it checks (durations, enums, URL patterns), and - because the API server
-silently prunes unknown fields of a structural CRD - `additionalProperties: false` at the levels
-this project writes, so a misspelt field fails here instead of vanishing on the cluster. A field
-the project starts to use that is not listed fails too: check the CRD, then add it.
-Sources: prometheus-operator v0.7x CRDs (monitoring.coreos.com), KServe 0.13+ CRDs
-(serving.kserve.io), OpenShift route.openshift.io/v1.
+prometheus-operator (monitoring.coreos.com): the real CRDs, as the pydantic models that
+cloudcoil-models-prometheus-operator 0.80.1.0 generates from prometheus-operator v0.80.1's CRD
+schemas (required fields, enums, duration patterns, types); a field the CRD does not define is
+reported too (the API server would prune it silently). The hand subsets below stay as a second,
+stricter check of the fields this project writes.
+
+KServe and OpenShift: no package registry ships their CRDs, so these are hand subsets: the
+fields the CRD marks required, the formats it checks, and `additionalProperties: false` at the
+levels this project writes (so a misspelt field fails here instead of vanishing on the
+cluster). They follow KServe v0.13's CRDs (serving.kserve.io v1beta1 InferenceService,
+v1alpha1 ServingRuntime; config/crd/full in kserve/kserve) and OpenShift 4.16's Route
+(route.openshift.io/v1 in openshift/api). A field the project starts to use that is not
+listed fails: check the CRD of that version, then add it.
 """
 
 from __future__ import annotations
@@ -302,3 +308,57 @@ CUSTOM_RESOURCES: dict[tuple[str, str], dict[str, Any]] = {
     ("serving.kserve.io/v1beta1", "InferenceService"): INFERENCE_SERVICE,
     ("route.openshift.io/v1", "Route"): ROUTE,
 }
+
+
+def _operator_models() -> dict[tuple[str, str], Any]:
+    from cloudcoil.models.prometheus_operator import v1, v1alpha1
+
+    return {
+        ("monitoring.coreos.com/v1", "ServiceMonitor"): v1.ServiceMonitor,
+        ("monitoring.coreos.com/v1", "PrometheusRule"): v1.PrometheusRule,
+        ("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig"): v1alpha1.AlertmanagerConfig,
+    }
+
+
+def _dropped(given: Any, kept: Any, path: str = "") -> list[str]:
+    """Keys of `given` that the model did not keep: fields the CRD does not define."""
+    if isinstance(given, dict) and isinstance(kept, dict):
+        out = []
+        for key, value in given.items():
+            where = f"{path}/{key}"
+            out += (
+                [f"{where}: not in the CRD"]
+                if key not in kept
+                else _dropped(value, kept[key], where)
+            )
+        return out
+    if isinstance(given, list) and isinstance(kept, list):
+        return [
+            p
+            for i, (a, b) in enumerate(zip(given, kept, strict=True))
+            for p in _dropped(a, b, f"{path}/{i}")
+        ]
+    return []
+
+
+def crd_problems(obj: dict[str, Any]) -> list[str]:
+    """Why the operator would refuse or silently prune `obj` (empty if it would not)."""
+    import jsonschema
+    import pydantic
+
+    key = (obj["apiVersion"], obj["kind"])
+    problems = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in jsonschema.Draft202012Validator(CUSTOM_RESOURCES[key]).iter_errors(obj)
+    ]
+    model = _operator_models().get(key)
+    if model is not None:
+        try:
+            parsed = model.model_validate(obj)
+        except pydantic.ValidationError as e:
+            problems += [
+                f"{'/'.join(map(str, err['loc']))}: {err['msg']} (CRD)" for err in e.errors()
+            ]
+        else:
+            problems += _dropped(obj, parsed.model_dump(by_alias=True, exclude_unset=True))
+    return problems

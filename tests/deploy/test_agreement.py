@@ -1,6 +1,6 @@
-"""One contract, read from everywhere it is written: the compiled pipeline (PVC name, mount
-path, models root, model name, image), the kustomize manifests, the Helm chart's values and
-templates, and the service's code (Settings fields, routes, port)."""
+"""The properties where the deployment meets the code: the compiled pipeline (PVC name, mount
+path, models root, model name, image) against the chart's profiles and the manifests rendered
+from it, and the service's code (Settings fields, routes, port, metrics)."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from tests.deploy.conftest import (
     DOCKER,
     DOCS,
     OVERLAYS,
+    PROFILES,
     REPO,
     SERVICE_NAME,
-    chart_templates,
     chart_values,
     container,
     env_of,
@@ -31,6 +31,7 @@ from tests.deploy.conftest import (
     needs_kubectl,
     one,
     render,
+    rendered,
 )
 
 # The contract, as the issue states it. Everything below is compared with these and each other.
@@ -226,43 +227,6 @@ def test_chart_models_values() -> None:
     assert v["service"]["port"] == PORT
     assert v["settings"]["kfp"]["tokenAudience"] == "pipelines.kubeflow.org"
     assert v["modelServer"]["ovms"]["pollSeconds"] > 0
-    t = chart_templates()
-    assert "pvc://%s/%s" in t["kserve.yaml"] and "--model_path=/mnt/models" in t["kserve.yaml"]
-    assert "--file_system_poll_wait_seconds=0" in t["kserve.yaml"]
-    assert '(trimSuffix "/" .Values.models.root) .Values.models.name' in t["ovms.yaml"]
-
-
-@needs_kubectl
-def test_chart_and_manifests_share_names_and_paths() -> None:
-    """The chart's defaults name what the base names, so docs and alerts fit both."""
-    v = chart_values()
-    objs = render("base")
-    env = env_of(container(one(objs, "Deployment", SERVICE_NAME), "trigger-service"))
-    assert v["fullnameOverride"] == SERVICE_NAME
-    assert v["settings"]["kfp"]["host"] == env["TRIGGER_KFP_HOST"]["value"]
-    assert v["settings"]["backend"] == env["TRIGGER_BACKEND"]["value"]
-    text = chart_templates()["deployment.yaml"]
-    for var in ("TRIGGER_RULES_PATH", "TRIGGER_GIT_CACHE_DIR"):
-        assert re.search(rf"name: {var}\n\s+value: {re.escape(env[var]['value'])}\n", text), var
-    assert env["TRIGGER_DATABASE_URL"]["value"] in text
-    # The projected KFP token's path is the chart's default for settings.kfp.tokenPath.
-    token = env["TRIGGER_KFP_TOKEN_PATH"]["value"]
-    assert not v["settings"]["kfp"]["tokenPath"]
-    assert f'default "{token}" .Values.settings.kfp.tokenPath' in chart_templates()["_helpers.tpl"]
-    assert env["TRIGGER_MODELS_ROOT"]["value"] == v["models"]["root"]
-    kustomize_image = yaml.safe_load((REPO / "manifests/base/kustomization.yaml").read_text())[
-        "images"
-    ][0]
-    assert kustomize_image["newName"] == v["image"]["repository"]
-    drift = v["monitoring"]["prometheusRule"]["drift"]
-    (rule,) = [
-        r
-        for g in one(objs, "PrometheusRule", SERVICE_NAME)["spec"]["groups"]
-        for r in g["rules"]
-        if r.get("alert") == "ModelDrift"
-    ]
-    assert f'{drift["metric"]}{{model="{MODEL_NAME}"}}' in rule["expr"]
-    assert f"> {drift['threshold']}" in rule["expr"] and rule["for"] == drift["for"]
 
 
 # --- the service's code ----------------------------------------------------------------------
@@ -284,32 +248,6 @@ def _settings_env_names() -> dict[str, str]:
         else:
             names[f"{prefix}{field}".upper()] = field
     return names
-
-
-def _chart_env_names() -> set[str]:
-    text = chart_templates()["deployment.yaml"]
-    names = set(re.findall(r"name: (TRIGGER_[A-Z_]+)\b", text))
-    # Secret files are named from the Secret's keys: TRIGGER_{{ key | upper }}_FILE.
-    for key in chart_values()["secrets"]["values"]:
-        names.add(f"TRIGGER_{key.upper().replace('-', '_')}_FILE")
-    return names
-
-
-@needs_kubectl
-@pytest.mark.parametrize("name", sorted(OVERLAYS))
-def test_manifest_env_vars_are_settings_fields(name: str) -> None:
-    known = _settings_env_names()
-    env = env_of(
-        container(one(render(f"overlays/{name}"), "Deployment", SERVICE_NAME), "trigger-service")
-    )
-    unknown = sorted(n for n in env if n not in known)
-    assert not unknown, f"env vars Settings does not read: {unknown}"
-
-
-def test_chart_env_vars_are_settings_fields() -> None:
-    known = _settings_env_names()
-    unknown = sorted(n for n in _chart_env_names() if n not in known)
-    assert not unknown, f"env vars Settings does not read: {unknown}"
 
 
 @needs_kubectl
@@ -386,29 +324,28 @@ def test_dockerfile_exposes_the_service_port() -> None:
 
 
 def _rules_texts() -> dict[str, str]:
+    """The rules file each profile ships in its ConfigMap."""
     return {
-        "manifests": (REPO / "manifests/base/trigger-service/rules.yaml").read_text(),
-        "chart": chart_values()["rules"]["content"],
+        name: one(rendered(name), "ConfigMap", f"{SERVICE_NAME}-rules")["data"]["rules.yaml"]
+        for name in PROFILES
     }
 
 
-@pytest.mark.parametrize("where", ["manifests", "chart"])
-def test_shipped_rules_load_in_the_service(where: str) -> None:
-    try:
-        from trigger_service.rules.loader import parse_rules
-    except ImportError as e:  # pragma: no cover - written in parallel
-        pytest.skip(f"trigger_service.rules.loader is not importable yet: {e}")
-    parse_rules(_rules_texts()[where], "rules.yaml")
+def test_shipped_rules_load_in_the_service(profile: str) -> None:
+    from trigger_service.rules.loader import parse_rules
 
-
-def test_chart_and_manifests_ship_the_same_rules() -> None:
-    texts = _rules_texts()
-    assert yaml.safe_load(texts["chart"]) == yaml.safe_load(texts["manifests"])
+    rules = parse_rules(_rules_texts()[profile], "rules.yaml")
+    # A fresh cluster can fetch it: an https repository that is not a placeholder host, and
+    # the released pipeline image (no image per commit that nobody built).
+    for p in rules.pipelines:
+        assert p.source.repository.startswith("https://"), p.source.repository
+        assert "example" not in p.source.repository, p.source.repository
+        assert p.source.image_template is None or "{" not in p.source.image_template
 
 
 @needs_kubectl
 def test_rules_agree_with_the_notification_the_alert_and_the_pipeline() -> None:
-    rules = yaml.safe_load(_rules_texts()["manifests"])
+    rules = yaml.safe_load(_rules_texts()["dev"])
     (pipeline,) = rules["pipelines"]
     assert pipeline["defaults"]["pvc_name"] == PVC_NAME
     assert pipeline["defaults"]["models_root"] == MODELS_ROOT

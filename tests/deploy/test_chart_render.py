@@ -1,41 +1,38 @@
-"""The chart, rendered. No Helm binary can be installed here, so `minihelm` (Go's own
-text/template plus the few Sprig functions the chart uses, in tests/deploy/minihelm) renders
-it; this needs `go` (Debian package golang-go) and skips without it. Rendered objects must
-validate like the kustomize ones and match the kustomize overlay they stand for: same objects,
-same trigger-service pod (env names, volumes, probes, security)."""
+"""The chart, linted and rendered by the real Helm engine (helm-python-sdk embeds Helm v4's Go
+SDK; no helm binary), with values passed the way users pass them (`-f` files merged into the
+chart's defaults, `--set`), for every profile: defaults, dev, prod, openshift and an external
+PostgreSQL. Rendered objects validate against the Kubernetes schemas and the operators' CRDs."""
 
 from __future__ import annotations
 
-import copy
-import functools
-import json
-import os
-import shutil
-import subprocess
+import re
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import helm_python as helm
 import kubernetes_validate
 import pytest
 import yaml
 
 from tests.deploy.conftest import (
     CHART,
+    DOCS,
     K8S_VERSION,
-    KUBECTL,
+    PROFILES,
+    PROFILES_DIR,
     SECRET_NAME,
     SERVICE_NAME,
-    chart_values,
     container,
     env_of,
     find,
+    helm_render,
     kfp_egress_problems,
     one,
-    render,
+    rendered,
+    renderer,
     workloads,
 )
-from tests.deploy.crd_schemas import CUSTOM_RESOURCES
+from tests.deploy.crd_schemas import CUSTOM_RESOURCES, crd_problems
 from tests.deploy.test_agreement import _service_models_root
 from tests.deploy.test_manifests import (
     SA_TOKEN_DIR,
@@ -43,242 +40,173 @@ from tests.deploy.test_manifests import (
     assert_secret_files_are_volume_items,
 )
 
-GO = shutil.which("go")
-pytestmark = pytest.mark.skipif(
-    GO is None,
-    reason="go (Debian package golang-go) is not installed: minihelm cannot render the chart",
-)
-MINIHELM_SRC = Path(__file__).with_name("minihelm") / "main.go"
-ALL_SECRET_KEYS = [
-    "github-secret",
-    "gitlab-token",
-    "gitea-secret",
-    "storage-token",
-    "alertmanager-token",
-    "manual-token",
-    "git-token",
-]
-
-# Scenario -> (release namespace, value overrides (dotted paths), overlay it stands for).
-SCENARIOS: dict[str, tuple[str, dict[str, Any], str | None]] = {
-    "defaults": ("kfp-trigger", {}, None),
-    "dev": (
-        "songs-dev",
-        {
-            "secrets.values": {k: f"dev-{k}" for k in ALL_SECRET_KEYS},
-            "settings.logLevel": "DEBUG",
-            "image.pullPolicy": "Always",
-            "models.pvc.size": "2Gi",
-        },
-        "dev",
-    ),
-    "prod": (
-        "songs",
-        {
-            "replicaCount": 2,
-            "database.existingSecret": "trigger-service-db",
-            "modelServer.kind": "kserve",
-            "ingress.enabled": True,
-            "ingress.host": "trigger.songs.example.com",
-            "secrets.existingSecret": "trigger-service-secrets",
-            "secrets.existingSecretKeys": ALL_SECRET_KEYS,
-        },
-        "prod",
-    ),
-    "openshift": (
-        "songs-ai",
-        {
-            "modelServer.kind": "kserve",
-            "route.enabled": True,
-            "rbac.dspaName": "dspa",
-            "settings.kfp.host": "https://ds-pipeline-dspa.songs-ai.svc.cluster.local:8443",
-            "settings.kfp.caFile": "/var/run/secrets/kubernetes.io/serviceaccount/service-ca.crt",
-            "settings.kfp.tokenPath": "/var/run/secrets/kubernetes.io/serviceaccount/token",
-            "networkPolicy.kfp": {
-                "namespace": "",
-                "podLabels": {"app": "ds-pipeline-dspa", "component": "data-science-pipelines"},
-                "ports": [],
-            },
-            "podSecurityContext": {
-                "runAsNonRoot": True,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "networkPolicy.extraIngressFrom": [
-                {
-                    "namespaceSelector": {
-                        "matchLabels": {"network.openshift.io/policy-group": "ingress"}
-                    }
-                }
-            ],
-            "secrets.existingSecret": "trigger-service-secrets",
-            "secrets.existingSecretKeys": ALL_SECRET_KEYS,
-        },
-        "openshift",
-    ),
-    "postgres-dsn": (
-        "songs",
-        {
-            "replicaCount": 3,
-            "database.dsn": "postgresql+psycopg://u:p@db:5432/t",
-            "modelServer.kind": "none",
-            "minioNotification.enabled": False,
-            "networkPolicy.enabled": False,
-        },
-        None,
-    ),
-}
+WORKER_NAME = f"{SERVICE_NAME}-worker"
+FIXED_IDS = ("runAsUser", "runAsGroup", "fsGroup")
 
 
-@functools.cache
-def _minihelm() -> str:
-    out = Path(os.environ.get("TMPDIR", "/tmp")) / f"minihelm-{os.getuid()}"
-    out.mkdir(exist_ok=True)
-    binary = out / "minihelm"
-    env = {
-        **os.environ,
-        "GOTOOLCHAIN": "local",
-        "GOPROXY": "off",
-        "GOFLAGS": "",
-        "GO111MODULE": "off",
-        "GOCACHE": str(out / "cache"),
-    }
-    proc = subprocess.run(
-        [GO, "build", "-o", str(binary), str(MINIHELM_SRC)],
-        cwd=out,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return str(binary)
+def test_helm_lint_strict_passes_for_every_profile() -> None:
+    for name, (files, sets, namespace) in PROFILES.items():
+        values = renderer.user_values([PROFILES_DIR / f for f in files], sets)
+        report = helm.lint(CHART, values, strict=True, namespace=namespace)
+        problems = [m for m in report["messages"] if m["severity"] >= 2] + report["errors"]
+        assert not problems, (name, problems)
 
 
-def _with(values: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(values)
-    for path, value in overrides.items():
-        node = out
-        *parents, leaf = path.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    return out
+def test_helm_lint_strict_finds_a_broken_template(tmp_path: Path) -> None:
+    # The check itself can fail: a template calling an undefined function is an error.
+    with helm.Chart.load(CHART) as chart:
+        chart.save_dir(tmp_path)
+    broken = tmp_path / CHART.name / "templates" / "service.yaml"
+    broken.write_text(broken.read_text() + "\n{{ no_such_function }}\n")
+    report = helm.lint(tmp_path / CHART.name, strict=True)
+    assert report["errors"] or any(m["severity"] == 3 for m in report["messages"])
 
 
-def helm_template(
-    namespace: str, overrides: dict[str, Any], tmp: Path
-) -> subprocess.CompletedProcess[str]:
-    values = _with(chart_values(), overrides)
-    errors = [
-        e.message
-        for e in jsonschema.Draft7Validator(
-            json.loads((CHART / "values.schema.json").read_text())
-        ).iter_errors(values)
-    ]
-    assert not errors, f"the scenario's values fail the schema: {errors}"
-    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
-    ctx = {
-        "Values": values,
-        "Chart": {
-            "Name": chart["name"],
-            "Version": chart["version"],
-            "AppVersion": chart["appVersion"],
-        },
-        "Release": {"Name": "songs", "Namespace": namespace, "Service": "Helm", "IsInstall": True},
-        "Capabilities": {"KubeVersion": {"Version": f"v{K8S_VERSION}.0"}},
-    }
-    ctx_file = tmp / "ctx.json"
-    ctx_file.write_text(json.dumps(ctx))
-    return subprocess.run(
-        [_minihelm(), str(CHART), str(ctx_file)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def _validate(obj: dict[str, Any]) -> list[str]:
+    ident = f"{obj['kind']}/{obj['metadata']['name']}"
+    if (obj["apiVersion"], obj["kind"]) in CUSTOM_RESOURCES:
+        return [f"{ident}: {p}" for p in crd_problems(obj)]
+    try:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    except kubernetes_validate.SchemaNotFoundError as e:
+        return [f"{ident}: not a core kind and no CRD check: {e.message}"]
+    except kubernetes_validate.ValidationError as e:
+        return [f"{ident}: {'/'.join(map(str, e.path))}: {e.message}"]
+    return []
 
 
-def rendered(scenario: str) -> tuple[dict[str, Any], ...]:
-    return copy.deepcopy(_rendered(scenario))
-
-
-@functools.cache
-def _rendered(scenario: str) -> tuple[dict[str, Any], ...]:
-    namespace, overrides, _ = SCENARIOS[scenario]
-    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"minihelm-{os.getuid()}" / scenario
-    tmp.mkdir(parents=True, exist_ok=True)
-    proc = helm_template(namespace, overrides, tmp)
-    assert proc.returncode == 0, proc.stderr
-    docs = tuple(d for d in yaml.safe_load_all(proc.stdout) if d)
-    # Helm sets the namespace on apply; the tests compare with kustomize, which writes it.
-    for d in docs:
-        d["metadata"].setdefault("namespace", namespace)
-    return docs
-
-
-@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-def test_chart_renders_valid_objects(scenario: str) -> None:
-    problems = []
-    for obj in rendered(scenario):
-        ident = f"{obj['kind']}/{obj['metadata']['name']}"
-        schema = CUSTOM_RESOURCES.get((obj["apiVersion"], obj["kind"]))
-        if schema is not None:
-            problems += [
-                f"{ident}: {list(e.absolute_path)}: {e.message}"
-                for e in jsonschema.Draft202012Validator(schema).iter_errors(obj)
-            ]
-            continue
-        try:
-            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
-        except kubernetes_validate.SchemaNotFoundError as e:
-            problems.append(f"{ident}: {e.message}")
-        except kubernetes_validate.ValidationError as e:
-            problems.append(f"{ident}: {'/'.join(map(str, e.path))}: {e.message}")
+def test_every_profile_renders_valid_objects(profile: str) -> None:
+    objs = rendered(profile)
+    assert objs
+    problems = [p for obj in objs for p in _validate(obj)]
     assert not problems, "\n".join(problems)
+    ids = [(o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in objs]
+    assert len(ids) == len(set(ids)), "duplicate objects"
 
 
-@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-def test_chart_workloads_are_hardened(scenario: str) -> None:
+def test_every_profile_hardens_its_workloads(profile: str) -> None:
     errs = []
-    objs = rendered(scenario)
-    for w in workloads(objs):
+    for w in workloads(rendered(profile)):
         pod = w["spec"]["template"]["spec"]
-        assert pod["securityContext"]["runAsNonRoot"] is True
-        for c in pod["containers"]:
-            errs += _check_container_hardening(
-                f"{w['kind']}/{w['metadata']['name']}/{c['name']}", c
-            )
+        where = f"{w['kind']}/{w['metadata']['name']}"
+        if pod["securityContext"].get("runAsNonRoot") is not True:
+            errs.append(f"{where}: pod runAsNonRoot")
+        errs += [e for c in pod["containers"] for e in _check_container_hardening(where, c)]
     assert not errs, errs
 
 
-def test_several_replicas_without_postgres_fail_to_render(tmp_path: Path) -> None:
-    # The schema refuses it too; the template's `fail` is the guard when the schema is bypassed.
-    values = _with(chart_values(), {"replicaCount": 2})
-    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
-    ctx = tmp_path / "ctx.json"
-    ctx.write_text(
-        json.dumps(
-            {
-                "Values": values,
-                "Chart": {
-                    "Name": chart["name"],
-                    "Version": chart["version"],
-                    "AppVersion": chart["appVersion"],
-                },
-                "Release": {"Name": "songs", "Namespace": "songs", "Service": "Helm"},
-            }
-        )
+# --- OpenShift: no fixed ids anywhere ---------------------------------------------------------
+
+
+def _fixed_ids(objs: tuple[dict[str, Any], ...]) -> list[str]:
+    """Every runAsUser/runAsGroup/fsGroup in a pod or container securityContext (workloads,
+    ServingRuntimes), as 'Kind/name[/container]: field'."""
+    found = []
+    for o in objs:
+        if o["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+            pod = o["spec"]["template"]["spec"]
+        elif o["kind"] == "ServingRuntime":
+            pod = o["spec"]
+        else:
+            continue
+        where = f"{o['kind']}/{o['metadata']['name']}"
+        found += [f"{where}: {k}" for k in FIXED_IDS if k in pod.get("securityContext", {})]
+        for c in pod.get("containers", []) + pod.get("initContainers", []):
+            sc = c.get("securityContext", {})
+            found += [f"{where}/{c['name']}: {k}" for k in FIXED_IDS if k in sc]
+    return found
+
+
+def test_openshift_profile_renders_no_fixed_ids() -> None:
+    objs = rendered("openshift")
+    assert workloads(objs), "nothing to check"
+    assert not _fixed_ids(objs)
+
+
+def test_openshift_switch_removes_the_ids_every_pod_would_have() -> None:
+    """The same objects without the switch do carry fixed ids (so the check above can fail),
+    and with it on every pod of every kind the chart can render loses them."""
+    everything = (
+        "modelServer.kind=ovms",
+        "workerDeployment.enabled=true",
+        "database.existingSecret=db",
     )
-    proc = subprocess.run(
-        [_minihelm(), str(CHART), str(ctx)], capture_output=True, text=True, check=False
-    )
-    assert proc.returncode != 0 and "needs PostgreSQL" in proc.stderr
+    without = helm_render("songs-ai", (), everything)
+    assert {f.split(":")[0] for f in _fixed_ids(without)} >= {
+        f"Deployment/{SERVICE_NAME}",
+        f"Deployment/{WORKER_NAME}",
+        "Deployment/ovms-songs",
+        f"Job/{SERVICE_NAME}-minio-notification",
+    }
+    assert not _fixed_ids(helm_render("songs-ai", (), (*everything, "openshift=true")))
+
+
+def test_a_values_map_merges_into_the_defaults_so_the_switch_is_needed(tmp_path: Path) -> None:
+    """Helm merges a user's podSecurityContext into the chart's: leaving the ids out of it
+    keeps them (the trap the old docs fell into)."""
+    f = tmp_path / "my-values.yaml"
+    f.write_text(yaml.safe_dump({"podSecurityContext": {"runAsNonRoot": True}}))
+    dep = one(helm_render("songs-ai", (f,)), "Deployment", SERVICE_NAME)
+    assert dep["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == 10001
+
+
+def _doc_values_blocks(path: Path) -> dict[str, str]:
+    """```yaml blocks of a markdown file whose first line is `# <name>.yaml`, by name."""
+    blocks = re.findall(r"^```yaml\n# (\S+\.yaml)\n(.*?)^```", path.read_text(), re.M | re.S)
+    return {name: body for name, body in blocks}
+
+
+def test_the_docs_openshift_values_render_no_fixed_ids(tmp_path: Path) -> None:
+    blocks = _doc_values_blocks(DOCS)
+    assert "my-values.yaml" in blocks, "docs/deployment.md lost its OpenShift values example"
+    f = tmp_path / "my-values.yaml"
+    f.write_text(blocks["my-values.yaml"])
+    objs = helm_render("songs-ai", ("openshift.yaml", f))
+    assert workloads(objs) and not _fixed_ids(objs)
+    assert yaml.safe_load(blocks["my-values.yaml"]).get("openshift") is True
+
+
+# --- values passed as users pass them ---------------------------------------------------------
+
+
+def test_later_values_files_and_set_win(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("settings: {logLevel: DEBUG, kfp: {pollSeconds: 30}}\nreplicaCount: 1\n")
+    b.write_text("settings: {kfp: {pollSeconds: 5}}\n")
+    objs = helm_render("songs", (a, b), ("settings.logLevel=WARNING",))
+    env = env_of(container(one(objs, "Deployment", SERVICE_NAME), "trigger-service"))
+    assert env["TRIGGER_KFP_POLL_SECONDS"]["value"] == "5"  # b over a
+    assert env["TRIGGER_LOG_LEVEL"]["value"] == "WARNING"  # --set over both
+    assert env["TRIGGER_KFP_HOST"]["value"] == "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
+
+
+def test_null_deletes_a_default_key(tmp_path: Path) -> None:
+    f = tmp_path / "v.yaml"
+    f.write_text("podSecurityContext: {runAsUser: null, runAsGroup: null}\n")
+    pod = one(helm_render("songs", (f,)), "Deployment", SERVICE_NAME)["spec"]["template"]["spec"]
+    assert "runAsUser" not in pod["securityContext"] and "runAsGroup" not in pod["securityContext"]
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (("replicaCount=2",), "database"),
+        (("workerDeployment.enabled=true",), "PostgreSQL"),
+        (("settings.backend=kubeflow",), "backend"),
+        (("settings.worker.port=0",), "port"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_field(sets: tuple[str, ...], message: str) -> None:
+    with pytest.raises(helm.HelmError, match=message):
+        helm_render("songs", (), sets)
+
+
+# --- what each profile must contain ----------------------------------------------------------
 
 
 def test_default_values_generate_the_in_cluster_tokens() -> None:
-    objs = rendered("defaults")
-    secret = one(objs, "Secret", "trigger-service-secrets")
+    objs = helm_render("kfp-trigger")
+    secret = one(objs, "Secret", SECRET_NAME)
     assert sorted(secret["data"]) == ["alertmanager-token", "manual-token", "storage-token"]
     env = env_of(container(one(objs, "Deployment", SERVICE_NAME), "trigger-service"))
     assert {n for n in env if n.endswith("_TOKEN_FILE") or n.endswith("_SECRET_FILE")} == {
@@ -288,8 +216,17 @@ def test_default_values_generate_the_in_cluster_tokens() -> None:
     }
 
 
-def test_postgres_dsn_scenario() -> None:
-    objs = rendered("postgres-dsn")
+def test_dev_sends_no_placeholder_git_token() -> None:
+    """The dev Secret's tokens are in-cluster webhook tokens; no git-token, which the service
+    would send to the rules' https repository."""
+    objs = rendered("dev")
+    assert "git-token" not in one(objs, "Secret", SECRET_NAME)["data"]
+    env = env_of(container(one(objs, "Deployment", SERVICE_NAME), "trigger-service"))
+    assert "TRIGGER_GIT_TOKEN_FILE" not in env
+
+
+def test_external_postgres_profile() -> None:
+    objs = rendered("external-postgres")
     dep = one(objs, "Deployment", SERVICE_NAME)
     env = env_of(container(dep, "trigger-service"))
     ref = env["TRIGGER_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
@@ -305,37 +242,32 @@ def test_postgres_dsn_scenario() -> None:
     assert env["TRIGGER_MODEL_SERVER"]["value"] == "none"
 
 
-@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-def test_chart_secret_files_are_volume_items(scenario: str) -> None:
+def test_secret_files_are_volume_items(profile: str) -> None:
     """Each TRIGGER_*_FILE is an item of the Secret volume, and a Secret the chart makes holds
     every item's key: no setting names a file that is not there."""
-    objs = rendered(scenario)
-    dep = one(objs, "Deployment", SERVICE_NAME)
-    assert_secret_files_are_volume_items(dep)
-    (vol,) = [v for v in dep["spec"]["template"]["spec"]["volumes"] if "secret" in v]
-    keys = {i["key"] for i in vol["secret"]["items"]}
-    for secret in find(objs, "Secret", SECRET_NAME):
-        assert keys <= set(secret["data"]), sorted(keys - set(secret["data"]))
-    if SCENARIOS[scenario][1].get("secrets.existingSecret"):
-        assert keys == set(SCENARIOS[scenario][1]["secrets.existingSecretKeys"])
+    objs = rendered(profile)
+    for dep in find(objs, "Deployment"):
+        if dep["metadata"]["name"] not in (SERVICE_NAME, WORKER_NAME):
+            continue
+        assert_secret_files_are_volume_items(dep)
+        (vol,) = [v for v in dep["spec"]["template"]["spec"]["volumes"] if "secret" in v]
+        keys = {i["key"] for i in vol["secret"]["items"]}
+        for secret in find(objs, "Secret", SECRET_NAME):
+            assert keys <= set(secret["data"]), sorted(keys - set(secret["data"]))
 
 
-@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-def test_chart_mounts_the_models_pvc_read_only(scenario: str) -> None:
-    values = _with(chart_values(), SCENARIOS[scenario][1])
-    root, vol = _service_models_root(rendered(scenario))
-    assert root == values["models"]["root"]
-    assert vol["persistentVolumeClaim"]["claimName"] == values["models"]["pvc"]["name"]
+def test_models_pvc_is_mounted_read_only(profile: str) -> None:
+    root, vol = _service_models_root(rendered(profile))
+    assert root == "/models" and vol["persistentVolumeClaim"]["claimName"] == "models"
 
 
-@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-def test_chart_kfp_token(scenario: str) -> None:
-    dep = one(rendered(scenario), "Deployment", SERVICE_NAME)
+def test_kfp_token(profile: str) -> None:
+    dep = one(rendered(profile), "Deployment", SERVICE_NAME)
     pod = dep["spec"]["template"]["spec"]
     env = env_of(container(dep, "trigger-service"))
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert pod["automountServiceAccountToken"] is True
-    if scenario == "openshift":  # the pod's own token, for the DSPA's proxy
+    if profile == "openshift":  # the pod's own token, for the DSPA's proxy
         assert env["TRIGGER_KFP_TOKEN_PATH"]["value"] == f"{SA_TOKEN_DIR}/token"
         assert "kfp-token" not in volumes
     else:
@@ -344,36 +276,29 @@ def test_chart_kfp_token(scenario: str) -> None:
         assert source["serviceAccountToken"]["audience"] == "pipelines.kubeflow.org"
 
 
-@pytest.mark.parametrize("scenario", [s for s in sorted(SCENARIOS) if s != "postgres-dsn"])
-def test_chart_kfp_egress_follows_the_host(scenario: str) -> None:
-    objs = rendered(scenario)
+@pytest.mark.parametrize("name", [p for p in sorted(PROFILES) if p != "external-postgres"])
+def test_kfp_egress_follows_the_host(name: str) -> None:
+    objs = rendered(name)
     np = one(objs, "NetworkPolicy", SERVICE_NAME)
-    host = env_of(container(one(objs, "Deployment", SERVICE_NAME), "trigger-service"))[
-        "TRIGGER_KFP_HOST"
-    ]["value"]
-    problems = kfp_egress_problems(np, host, np["metadata"]["namespace"])
+    host = env_of(container(one(objs, "Deployment", SERVICE_NAME), "trigger-service"))
+    problems = kfp_egress_problems(np, host["TRIGGER_KFP_HOST"]["value"], PROFILES[name][2])
     assert not problems, problems
 
 
 @pytest.mark.parametrize(
     ("host", "ports", "expected"),
     [
-        ("http://ml-pipeline.kubeflow.svc.cluster.local:8888", [], [8888]),
-        ("https://ml-pipeline.kubeflow.svc.cluster.local", [], [443]),
-        ("http://ml-pipeline.kubeflow.svc.cluster.local", [], [80]),
+        ("http://ml-pipeline.kubeflow.svc.cluster.local:8888", None, [8888]),
+        ("https://ml-pipeline.kubeflow.svc.cluster.local", None, [443]),
+        ("http://ml-pipeline.kubeflow.svc.cluster.local", None, [80]),
         # The UI's Service maps 80 to its pods' 3000: the policy needs the pods' port.
-        ("http://ml-pipeline-ui.kubeflow.svc.cluster.local", [3000], [3000]),
+        ("http://ml-pipeline-ui.kubeflow.svc.cluster.local", "{3000}", [3000]),
     ],
 )
-def test_chart_kfp_egress_ports(
-    host: str, ports: list[int], expected: list[int], tmp_path: Path
-) -> None:
-    proc = helm_template(
-        "songs", {"settings.kfp.host": host, "networkPolicy.kfp.ports": ports}, tmp_path
-    )
-    assert proc.returncode == 0, proc.stderr
-    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
-    (np,) = [d for d in docs if d["kind"] == "NetworkPolicy"]
+def test_kfp_egress_ports(host: str, ports: str | None, expected: list[int]) -> None:
+    sets = (f"settings.kfp.host={host}",) + ((f"networkPolicy.kfp.ports={ports}",) if ports else ())
+    objs = helm_render("songs", (), sets)
+    np = one(objs, "NetworkPolicy", SERVICE_NAME)
     (rule,) = [
         r
         for r in np["spec"]["egress"]
@@ -385,123 +310,57 @@ def test_chart_kfp_egress_ports(
     assert [p["port"] for p in rule["ports"]] == expected
 
 
-# --- the chart and the kustomize overlays produce the same objects ---------------------------
-
-COMPARED = [s for s, (_, _, overlay) in SCENARIOS.items() if overlay]
+# --- rules reload and the split worker ----------------------------------------------------------
 
 
-def _ids(objs: tuple[dict[str, Any], ...]) -> set[tuple[str, str]]:
-    # ConfigMaps and Secrets differ by design: kustomize generates hashed ConfigMaps and (dev)
-    # Secrets; the chart makes one rules ConfigMap and creates or reuses the Secret.
-    return {
-        (o["kind"], o["metadata"]["name"]) for o in objs if o["kind"] not in ("ConfigMap", "Secret")
+def test_rules_change_reloads_without_a_rollout(profile: str) -> None:
+    """The service re-reads the mounted rules file when it changes (RulesHolder): the rules
+    ConfigMap keeps one name (no hash suffix) and the pod template carries no checksum of it,
+    so a rules change is not a restart; nothing mounts it with subPath (which never updates)."""
+    objs = rendered(profile)
+    for w in workloads(objs):
+        annotations = w["spec"]["template"]["metadata"].get("annotations", {})
+        assert not any("rules" in k for k in annotations), annotations
+    dep = one(objs, "Deployment", SERVICE_NAME)
+    (vol,) = [v for v in dep["spec"]["template"]["spec"]["volumes"] if v["name"] == "rules"]
+    assert vol["configMap"]["name"] == f"{SERVICE_NAME}-rules"
+    one(objs, "ConfigMap", f"{SERVICE_NAME}-rules")
+    mounts = container(dep, "trigger-service")["volumeMounts"]
+    assert not [m for m in mounts if m["name"] == "rules" and "subPath" in m]
+
+
+def test_prod_runs_probed_and_scraped_workers() -> None:
+    objs = rendered("prod")
+    worker = one(objs, "Deployment", WORKER_NAME)
+    c = container(worker, "worker")
+    assert c["args"] == ["worker"]
+    env = env_of(c)
+    port = int(env["TRIGGER_WORKER_PORT"]["value"])
+    assert [p["containerPort"] for p in c["ports"] if p["name"] == "metrics"] == [port]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    # The same settings as the service (one env helper), PostgreSQL and no webhook Service.
+    service_env = env_of(container(one(objs, "Deployment", SERVICE_NAME), "trigger-service"))
+    assert {k: v for k, v in env.items() if k != "TRIGGER_WORKER_PORT"} == service_env
+    assert "secretKeyRef" in env["TRIGGER_DATABASE_URL"]["valueFrom"]
+    assert service_env["TRIGGER_WORKER_ENABLED"]["value"] == "false"
+    pod_labels = worker["spec"]["template"]["metadata"]["labels"]
+    svc = one(objs, "Service", SERVICE_NAME)
+    assert not all(pod_labels.get(k) == v for k, v in svc["spec"]["selector"].items())
+    wsvc = one(objs, "Service", WORKER_NAME)
+    assert all(pod_labels.get(k) == v for k, v in wsvc["spec"]["selector"].items())
+    sm = one(objs, "ServiceMonitor", WORKER_NAME)
+    assert sm["spec"]["selector"]["matchLabels"].items() <= wsvc["metadata"]["labels"].items()
+    assert [(e["port"], e["path"]) for e in sm["spec"]["endpoints"]] == [("metrics", "/metrics")]
+    assert [p["name"] for p in wsvc["spec"]["ports"]] == ["metrics"]
+    # Prometheus may reach the metrics port; the workers share the service's egress policy.
+    np = one(objs, "NetworkPolicy", SERVICE_NAME)
+    assert np["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert {"port": "metrics", "protocol": "TCP"} in np["spec"]["ingress"][0]["ports"]
+    alerts = {
+        r.get("alert"): r
+        for g in one(objs, "PrometheusRule", SERVICE_NAME)["spec"]["groups"]
+        for r in g["rules"]
     }
-
-
-@pytest.mark.skipif(
-    KUBECTL is None, reason="kubectl is not installed: kustomize overlays cannot be rendered"
-)
-@pytest.mark.parametrize("scenario", COMPARED)
-def test_chart_produces_the_overlays_objects(scenario: str) -> None:
-    overlay = SCENARIOS[scenario][2]
-    chart_ids, kustomize_ids = _ids(rendered(scenario)), _ids(render(f"overlays/{overlay}"))
-    assert chart_ids == kustomize_ids, (
-        f"only in chart: {sorted(chart_ids - kustomize_ids)}; "
-        f"only in kustomize: {sorted(kustomize_ids - chart_ids)}"
-    )
-
-
-def _pod_shape(dep: dict[str, Any]) -> dict[str, Any]:
-    pod = dep["spec"]["template"]["spec"]
-    c = container(dep, "trigger-service")
-    volumes = {v["name"]: {k: v[k] for k in v if k != "name"} for v in pod["volumes"]}
-    for v in volumes.values():
-        v.get("configMap", {}).pop("name", None)  # kustomize hashes the rules ConfigMap's name
-        if "items" in v.get("secret", {}):  # the chart lists a Secret's keys sorted
-            v["secret"]["items"] = sorted(v["secret"]["items"], key=lambda i: i["key"])
-    return {
-        "replicas": dep["spec"]["replicas"],
-        "strategy": dep["spec"]["strategy"]["type"],
-        "selector": dep["spec"]["selector"],
-        "serviceAccountName": pod["serviceAccountName"],
-        "automountServiceAccountToken": pod.get("automountServiceAccountToken"),
-        "podSecurityContext": pod["securityContext"],
-        "volumes": volumes,
-        "mounts": sorted(
-            (m["name"], m["mountPath"], m.get("readOnly", False)) for m in c["volumeMounts"]
-        ),
-        "ports": c["ports"],
-        "probes": {p: c[p] for p in ("startupProbe", "livenessProbe", "readinessProbe")},
-        "securityContext": c["securityContext"],
-        "args": c["args"],
-        "workingDir": c["workingDir"],
-        "pullPolicy": c["imagePullPolicy"],
-    }
-
-
-@pytest.mark.skipif(
-    KUBECTL is None, reason="kubectl is not installed: kustomize overlays cannot be rendered"
-)
-@pytest.mark.parametrize("scenario", COMPARED)
-def test_chart_trigger_service_pod_matches_the_overlay(scenario: str) -> None:
-    overlay = SCENARIOS[scenario][2]
-    chart_dep = one(rendered(scenario), "Deployment", SERVICE_NAME)
-    kust_dep = one(render(f"overlays/{overlay}"), "Deployment", SERVICE_NAME)
-    assert _pod_shape(chart_dep) == _pod_shape(kust_dep)
-    chart_env = env_of(container(chart_dep, "trigger-service"))
-    kust_env = env_of(container(kust_dep, "trigger-service"))
-    # The chart sets every setting explicitly; whatever kustomize sets, it sets the same way.
-    missing = sorted(set(kust_env) - set(chart_env))
-    assert not missing, f"env only kustomize sets: {missing}"
-    differ = {
-        n: (chart_env[n], kust_env[n])
-        for n in kust_env
-        if {k: v for k, v in chart_env[n].items()} != kust_env[n]
-    }
-    assert not differ, differ
-
-
-@pytest.mark.skipif(
-    KUBECTL is None, reason="kubectl is not installed: kustomize overlays cannot be rendered"
-)
-@pytest.mark.parametrize("scenario", COMPARED)
-def test_chart_specs_match_the_overlay(scenario: str) -> None:
-    """Object by object, the specs agree (labels and generated names aside)."""
-    overlay = SCENARIOS[scenario][2]
-    chart_objs, kust_objs = rendered(scenario), render(f"overlays/{overlay}")
-    skip = {"Deployment/trigger-service"}  # compared above, env order differs
-    diffs = []
-    for kind, name in sorted(_ids(chart_objs) & _ids(kust_objs)):
-        if f"{kind}/{name}" in skip:
-            continue
-        a, b = one(chart_objs, kind, name), one(kust_objs, kind, name)
-        for field in ("spec", "rules", "roleRef", "subjects", "automountServiceAccountToken"):
-            if field not in a and field not in b:
-                continue
-            left, right = _normalise(a.get(field)), _normalise(b.get(field))
-            if left != right:
-                diffs.append(f"{kind}/{name}.{field}:\n  chart:     {left}\n  kustomize: {right}")
-    assert not diffs, "\n".join(diffs)
-
-
-def _normalise(node: Any) -> Any:
-    if isinstance(node, dict):
-        out = {k: _normalise(v) for k, v in node.items() if k not in ("namespace",)}
-        if isinstance(out.get("env"), list):  # kustomize's merge patches reorder env
-            out["env"] = sorted(out["env"], key=lambda e: e["name"])
-        # Template labels carry the chart's instance/part-of labels; selectors do not.
-        if "labels" in out and isinstance(out["labels"], dict):
-            out["labels"] = {
-                k: v
-                for k, v in out["labels"].items()
-                if k
-                in (
-                    "app.kubernetes.io/name",
-                    "app.kubernetes.io/component",
-                    "app.kubernetes.io/instance",
-                )
-            }
-        return out
-    if isinstance(node, list):
-        return [_normalise(v) for v in node]
-    return node
+    assert alerts["TriggerWorkerDown"]["expr"] == f'absent(up{{job="{WORKER_NAME}"}} == 1)'

@@ -1,6 +1,8 @@
-"""The kustomize base and overlays: they render, every core object validates against the
-Kubernetes API schemas (offline, kubernetes-validate), custom resources carry what their
-operators require, references resolve, and the workloads are hardened."""
+"""The kustomize trees under manifests/, which `make manifests` renders from the chart: they
+equal a fresh rendering (a test fails when they are stale), `kubectl kustomize` builds each into
+the chart's objects, every core object validates against the Kubernetes API schemas (offline,
+kubernetes-validate), custom resources against their CRDs, references resolve, and the
+workloads are hardened."""
 
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -20,18 +21,21 @@ from tests.deploy.conftest import (
     DOCS,
     EXTERNAL_SECRETS,
     K8S_VERSION,
+    MANIFESTS,
     OVERLAYS,
     SECRET_NAME,
     SERVICE_NAME,
     container,
     env_of,
     find,
+    helm_render,
     kfp_egress_problems,
     one,
     render,
+    renderer,
     workloads,
 )
-from tests.deploy.crd_schemas import CUSTOM_RESOURCES
+from tests.deploy.crd_schemas import CUSTOM_RESOURCES, crd_problems
 
 KUBEFLOW_DOC = DOCS.with_name("kubeflow.md")
 
@@ -55,6 +59,42 @@ SERVICE_METRICS = {
 }
 
 
+def test_rendered_manifests_equal_the_checked_in_ones() -> None:
+    stale = renderer.stale()
+    assert not stale, f"stale (run `make manifests`): {stale}"
+
+
+def test_a_stale_tree_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The staleness check can fail: a hand edit, a missing and an extra file are each named.
+    copy = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, copy)
+    monkeypatch.setattr(renderer, "MANIFESTS", copy)
+    assert renderer.stale() == []
+    dep = copy / "overlays" / "dev" / "deployment.yaml"
+    dep.write_text(dep.read_text().replace("replicas: 1", "replicas: 2"))
+    (copy / "overlays" / "prod" / "ingress.yaml").unlink()
+    (copy / "overlays" / "prod" / "patch.yaml").write_text("{}\n")
+    assert renderer.stale() == [
+        "manifests/overlays/dev/deployment.yaml",
+        "manifests/overlays/prod/ingress.yaml",
+        "manifests/overlays/prod/patch.yaml",
+    ]
+    renderer.write()
+    assert renderer.stale() == []
+
+
+@pytest.mark.parametrize("target", ALL_TARGETS)
+def test_kustomize_builds_the_charts_objects(target: str) -> None:
+    """`kubectl apply -k manifests/<target>` applies exactly what `helm install` would, in the
+    tree's namespace, labelled as managed by kustomize."""
+    profile = renderer.PROFILES[target]
+    expected = helm_render(profile.namespace, tuple(profile.values_files), tuple(profile.sets))
+    for o in expected:
+        o["metadata"]["labels"]["app.kubernetes.io/managed-by"] = "kustomize"
+    key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
+    assert sorted(render(target), key=key) == sorted(expected, key=key)
+
+
 def test_kubernetes_validate_works_offline_for_the_target_version() -> None:
     # A known-good and a known-bad object: proves the bundled schemas are used (no network).
     good = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {}}
@@ -70,10 +110,8 @@ def test_renders_and_every_object_validates(target: str) -> None:
     problems = []
     for obj in objs:
         ident = f"{obj['kind']}/{obj['metadata']['name']}"
-        schema = CUSTOM_RESOURCES.get((obj["apiVersion"], obj["kind"]))
-        if schema is not None:
-            for err in jsonschema.Draft202012Validator(schema).iter_errors(obj):
-                problems.append(f"{ident}: {'/'.join(map(str, err.absolute_path))}: {err.message}")
+        if (obj["apiVersion"], obj["kind"]) in CUSTOM_RESOURCES:
+            problems += [f"{ident}: {p}" for p in crd_problems(obj)]
             continue
         try:
             kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
@@ -336,7 +374,7 @@ def assert_secret_files_are_volume_items(dep: dict[str, Any]) -> None:
     """Every TRIGGER_*_FILE names an item of the Secret volume (so a key missing from the
     Secret stops the pod at volume set-up, naming it), and every item has its setting."""
     pod = dep["spec"]["template"]["spec"]
-    c = container(dep, "trigger-service")
+    (c,) = pod["containers"]  # the service's, or the worker's
     (mount,) = [m for m in c["volumeMounts"] if m["mountPath"] == SECRETS_DIR]
     (vol,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
     items = vol["secret"].get("items", [])
@@ -429,7 +467,10 @@ def test_network_policy(name: str) -> None:
     np = one(objs, "NetworkPolicy", SERVICE_NAME)
     assert sorted(np["spec"]["policyTypes"]) == ["Egress", "Ingress"]
     ingress_ports = [p["port"] for rule in np["spec"]["ingress"] for p in rule["ports"]]
-    assert set(ingress_ports) == {"http"}
+    # The webhooks' port, and the workers' metrics port when they run apart.
+    assert set(ingress_ports) == (
+        {"http", "metrics"} if find(objs, "Service", f"{SERVICE_NAME}-worker") else {"http"}
+    )
     sources = {
         peer["namespaceSelector"]["matchLabels"].get("kubernetes.io/metadata.name")
         for rule in np["spec"]["ingress"]
@@ -610,4 +651,59 @@ def test_promtool_accepts_the_rules(tmp_path: Path) -> None:
     test.write_text(yaml.safe_dump({"rule_files": [str(rules)], **yaml.safe_load(PROMTOOL_TEST)}))
     run = [PROMTOOL, "test", "rules", str(test)]
     proc = subprocess.run(run, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# The backlog alert with two service replicas and two workers, each reporting the whole
+# inbox's depth: 60 pending events (four series of 60, which a sum would read as 240) stay
+# below the threshold of 100; 150 pending fire once, with the value 150, and the TriggerWorkerDown
+# alert stays quiet while the workers are scraped.
+BACKLOG_TEST = """
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'trigger_inbox_depth{status="pending",namespace="songs",job="trigger-service",pod="a"}'
+        values: "60x20 150x30"
+      - series: 'trigger_inbox_depth{status="pending",namespace="songs",job="trigger-service",pod="b"}'
+        values: "60x20 150x30"
+      - series: 'trigger_inbox_depth{status="pending",namespace="songs",job="trigger-service-worker",pod="c"}'
+        values: "60x20 150x30"
+      - series: 'trigger_inbox_depth{status="pending",namespace="songs",job="trigger-service-worker",pod="d"}'
+        values: "60x20 150x30"
+      - series: 'up{job="trigger-service-worker",namespace="songs",pod="c"}'
+        values: "1x50"
+    alert_rule_test:
+      - eval_time: 19m
+        alertname: TriggerInboxBacklog
+        exp_alerts: []
+      - eval_time: 30m
+        alertname: TriggerInboxBacklog
+        exp_alerts: []
+      - eval_time: 37m
+        alertname: TriggerInboxBacklog
+        exp_alerts:
+          - exp_labels: {alertname: TriggerInboxBacklog, namespace: songs, severity: warning}
+            exp_annotations:
+              summary: 150 events are waiting in the inbox
+              description: The worker is not keeping up or is stuck.
+      - eval_time: 37m
+        alertname: TriggerWorkerDown
+        exp_alerts: []
+"""
+
+
+@pytest.mark.skipif(
+    PROMTOOL is None, reason="promtool (Debian package prometheus) is not installed"
+)
+def test_promtool_backlog_alert_with_two_replicas(tmp_path: Path) -> None:
+    pr = one(render("overlays/prod"), "PrometheusRule", SERVICE_NAME)
+    assert one(render("overlays/prod"), "Deployment", SERVICE_NAME)["spec"]["replicas"] == 2
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump({"groups": pr["spec"]["groups"]}))
+    test = tmp_path / "test.yaml"
+    test.write_text(yaml.safe_dump({"rule_files": [str(rules)], **yaml.safe_load(BACKLOG_TEST)}))
+    proc = subprocess.run(
+        [PROMTOOL, "test", "rules", str(test)], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

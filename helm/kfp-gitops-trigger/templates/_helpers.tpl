@@ -119,3 +119,22 @@ else the port settings.kfp.host names (443/80 by its scheme when it names none).
 {{ $port }}
 {{- end }}
 {{- end }}
+
+{{/*
+A pod or container securityContext from a values map: with `openshift: true` the fixed ids
+(runAsUser, runAsGroup, fsGroup, fsGroupChangePolicy) are left out, so OpenShift's
+restricted-v2 SCC assigns them from the namespace's range. Call with (dict "root" . "ctx" map).
+*/}}
+{{- define "kfp-gitops-trigger.securityContext" -}}
+{{- if .root.Values.openshift }}
+{{- toYaml (omit .ctx "runAsUser" "runAsGroup" "fsGroup" "fsGroupChangePolicy") }}
+{{- else }}
+{{- toYaml .ctx }}
+{{- end }}
+{{- end }}
+
+{{/* The worker Deployment's selector labels. */}}
+{{- define "kfp-gitops-trigger.workerSelectorLabels" -}}
+app.kubernetes.io/name: trigger-service
+app.kubernetes.io/component: worker
+{{- end }}
