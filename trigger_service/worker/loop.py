@@ -142,6 +142,11 @@ class Worker:
     def wakeup(self) -> None:
         self._wake.set()
 
+    @property
+    def alive(self) -> bool:
+        """True while the background loop started by start() is running."""
+        return self._thread is not None and self._thread.is_alive()
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
