@@ -639,13 +639,13 @@ evaluation_interval: 1m
 tests:
   - interval: 1m
     input_series:
-      - series: 'trigger_inbox_depth{status="pending",namespace="songs",job="trigger-service",pod="a"}'
+      - series: 'trigger_inbox_depth{status="pending",namespace="songs",pod="a"}'
         values: "60x20 150x30"
-      - series: 'trigger_inbox_depth{status="pending",namespace="songs",job="trigger-service",pod="b"}'
+      - series: 'trigger_inbox_depth{status="pending",namespace="songs",pod="b"}'
         values: "60x20 150x30"
-      - series: 'trigger_inbox_depth{status="pending",namespace="songs",job="trigger-service-worker",pod="c"}'
+      - series: 'trigger_inbox_depth{status="pending",namespace="songs",pod="c"}'
         values: "60x20 150x30"
-      - series: 'trigger_inbox_depth{status="pending",namespace="songs",job="trigger-service-worker",pod="d"}'
+      - series: 'trigger_inbox_depth{status="pending",namespace="songs",pod="d"}'
         values: "60x20 150x30"
       - series: 'up{job="trigger-service-worker",namespace="songs",pod="c"}'
         values: "1x50"
