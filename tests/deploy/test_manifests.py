@@ -30,6 +30,7 @@ from tests.deploy.conftest import (
     find,
     helm_render,
     kfp_egress_problems,
+    needs_kubectl,
     one,
     render,
     renderer,
@@ -38,8 +39,6 @@ from tests.deploy.conftest import (
 from tests.deploy.crd_schemas import CUSTOM_RESOURCES, crd_problems
 
 KUBEFLOW_DOC = DOCS.with_name("kubeflow.md")
-
-# Each test that renders skips through render() when kubectl is absent.
 
 ALL_TARGETS = ["base", *(f"overlays/{o}" for o in sorted(OVERLAYS))]
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "StorageClass"}
@@ -82,6 +81,7 @@ def test_a_stale_tree_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert renderer.stale() == []
 
 
+@needs_kubectl
 @pytest.mark.parametrize("target", ALL_TARGETS)
 def test_kustomize_builds_the_charts_objects(target: str) -> None:
     """`kubectl apply -k manifests/<target>` applies exactly what `helm install` would, in the
