@@ -68,13 +68,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
+    import sqlite3
+
     from trigger_service import backup
     from trigger_service.settings import Settings
 
     run = backup.backup if args.command == "backup" else backup.restore
     try:
         run(Settings().database_url, args.file)
-    except backup.BackupError as exc:
+    except (backup.BackupError, OSError, sqlite3.Error) as exc:
         print(f"{args.command} failed: {exc}", file=sys.stderr)
         return 2
     print(f"{args.command}: done ({args.file})", file=sys.stderr)
