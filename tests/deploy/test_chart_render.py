@@ -354,6 +354,9 @@ def test_prod_runs_probed_and_scraped_workers() -> None:
     assert sm["spec"]["selector"]["matchLabels"].items() <= wsvc["metadata"]["labels"].items()
     assert [(e["port"], e["path"]) for e in sm["spec"]["endpoints"]] == [("metrics", "/metrics")]
     assert [p["name"] for p in wsvc["spec"]["ports"]] == ["metrics"]
+    pdb = one(objs, "PodDisruptionBudget", WORKER_NAME)
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     # Prometheus may reach the metrics port; the workers share the service's egress policy.
     np = one(objs, "NetworkPolicy", SERVICE_NAME)
     assert np["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
