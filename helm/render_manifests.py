@@ -66,7 +66,9 @@ def user_values(values_files: Iterable[Path], sets: Iterable[str] = ()) -> dict[
     """The values a user passes: each `-f` file merged over the previous, then each `--set`.
 
     The chart's defaults are coalesced under these by the engine (a map merges into the
-    default map; null deletes a default key), as `helm install` does.
+    default map; null deletes a default key), as `helm install` does. One difference from the
+    helm CLI: a --set with a list index (`a[1]=x`) replaces the list here, where Helm edits it
+    in place; the profiles use none.
 
     Raises:
         helm_python.HelmValuesError: a file is not YAML or a --set expression is malformed.

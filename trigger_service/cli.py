@@ -1,11 +1,10 @@
-"""`trigger-service`: serve, worker, check-rules, explain, trigger, compile, run-local; and, as an
-operator of a running service: status, events, decisions, runs, logs, cancel, replay, pause,
-resume."""
+"""`trigger-service`: serve, worker, backup, restore, check-rules, explain, trigger, compile,
+run-local; and, as an operator of a running service: status, events, decisions, runs, logs,
+cancel, replay, pause, resume."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 from pathlib import Path
@@ -49,12 +48,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return lifecycle.EXIT_WORKER_DIED if lifecycle.fatal else 0
 
 
-def cmd_worker(_args: argparse.Namespace) -> int:
-    """A worker process without the HTTP server (scale deciding apart from receiving)."""
-    import signal
-    import threading
+def cmd_worker(args: argparse.Namespace) -> int:
+    """A worker process without the webhook routes (scale deciding apart from receiving). It
+    serves /healthz, /readyz and /metrics on TRIGGER_WORKER_PORT; SIGTERM stops it cleanly."""
+    import uvicorn
 
     from trigger_service import lifecycle, logs
+    from trigger_service.api.worker_app import create_worker_app
+    from trigger_service.rules import RulesError
     from trigger_service.service import Services
     from trigger_service.settings import Settings
     from trigger_service.versions.sandbox import protect_service_process
@@ -62,18 +63,37 @@ def cmd_worker(_args: argparse.Namespace) -> int:
     protect_service_process()
     settings = Settings()
     logs.configure(settings.log_level, settings.log_json)
-    services = Services.build(settings)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    services.worker.on_death = lifecycle.end_process
-    if services.health is not None:
-        services.health.start()
-    services.worker.start()
-    with contextlib.suppress(KeyboardInterrupt):
-        stop.wait()
-    lifecycle.start_shutdown_watchdog(settings.shutdown_grace_seconds)
-    services.worker.stop()
+    try:
+        services = Services.build(settings)
+    except RulesError as exc:
+        print(f"refusing to start: {exc}", file=sys.stderr)
+        return 2
+    config = uvicorn.Config(
+        create_worker_app(services),
+        host=args.host or settings.host,
+        port=args.port or settings.worker_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds * 0.75)),
+    )
+    lifecycle.GracefulServer(config, settings.shutdown_grace_seconds).run()
     return lifecycle.EXIT_WORKER_DIED if lifecycle.fatal else 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    import sqlite3
+
+    from trigger_service import backup
+    from trigger_service.settings import Settings
+
+    run = backup.backup if args.command == "backup" else backup.restore
+    try:
+        run(Settings().database_url, args.file)
+    except (backup.BackupError, OSError, sqlite3.Error) as exc:
+        print(f"{args.command} failed: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.command}: done ({args.file})", file=sys.stderr)
+    return 0
 
 
 def cmd_check_rules(args: argparse.Namespace) -> int:
@@ -154,8 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-worker", action="store_true", help="receive only")
     serve.set_defaults(func=cmd_serve)
 
-    worker = sub.add_parser("worker", help="run a worker without the HTTP server")
+    worker = sub.add_parser("worker", help="run a worker (health and metrics, no webhooks)")
+    worker.add_argument("--host")
+    worker.add_argument("--port", type=int, help="default: TRIGGER_WORKER_PORT")
     worker.set_defaults(func=cmd_worker)
+
+    for name, what in (("backup", "copy the SQLite store to FILE"), ("restore", "load FILE")):
+        b = sub.add_parser(name, help=f"{what} (online; - for stdout/stdin)")
+        b.add_argument("file")
+        b.set_defaults(func=cmd_backup)
 
     check = sub.add_parser("check-rules", help="validate a rules file")
     check.add_argument("file", help="the rules YAML file")

@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     worker_enabled: bool = Field(True, description="Run the worker inside `serve`.")
     worker_poll_seconds: float = Field(0.2, description="Idle wait between inbox polls.")
     worker_batch: int = Field(200, description="Events claimed per poll.")
+    worker_port: int = Field(
+        8081,
+        ge=1,
+        le=65535,
+        description="Port `trigger-service worker` serves /healthz, /readyz and /metrics on.",
+    )
     claim_lease_seconds: float = Field(
         120.0, description="A claim not finished by then is taken again."
     )

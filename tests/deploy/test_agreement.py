@@ -28,7 +28,6 @@ from tests.deploy.conftest import (
     container,
     env_of,
     find,
-    needs_kubectl,
     one,
     render,
     rendered,
@@ -124,7 +123,6 @@ def test_pipeline_mount_path_constant() -> None:
 # --- manifests -------------------------------------------------------------------------------
 
 
-@needs_kubectl
 @pytest.mark.parametrize("name", sorted(OVERLAYS))
 def test_manifests_models_pvc(name: str) -> None:
     pvc = one(render(f"overlays/{name}"), "PersistentVolumeClaim", PVC_NAME)
@@ -139,7 +137,6 @@ def _ovms_model_path(args: list[str]) -> tuple[str, str, str]:
     return path, name, poll
 
 
-@needs_kubectl
 def test_manifests_ovms_reads_the_published_layout() -> None:
     objs = render("overlays/dev")
     dep = one(objs, "Deployment", f"ovms-{MODEL_NAME}")
@@ -154,7 +151,6 @@ def test_manifests_ovms_reads_the_published_layout() -> None:
     assert svc_env["TRIGGER_MODEL_SERVER"]["value"] == "poll"
 
 
-@needs_kubectl
 @pytest.mark.parametrize("name", [n for n in sorted(OVERLAYS) if n != "dev"])
 def test_manifests_kserve_reads_the_published_layout(name: str) -> None:
     objs = render(f"overlays/{name}")
@@ -184,7 +180,6 @@ def _service_models_root(objs: tuple[dict[str, Any], ...]) -> tuple[str, dict[st
     return root, vol
 
 
-@needs_kubectl
 @pytest.mark.parametrize("name", sorted(OVERLAYS))
 def test_manifests_service_reads_the_models_the_pipeline_publishes(name: str) -> None:
     """The service finds a run's model (metadata.json) where the pipeline publishes it and the
@@ -202,7 +197,6 @@ def test_manifests_service_reads_the_models_the_pipeline_publishes(name: str) ->
         assert uri == f"pvc://{vol['persistentVolumeClaim']['claimName']}/{MODEL_NAME}"
 
 
-@needs_kubectl
 def test_service_models_root_is_the_pipelines(compiled: list[dict[str, Any]]) -> None:
     """Directly: where the compiled pipeline publishes (models_root on the PVC pvc_name) is
     where every overlay's service reads, and the chart's models.root / models.pvc.name."""
@@ -250,7 +244,6 @@ def _settings_env_names() -> dict[str, str]:
     return names
 
 
-@needs_kubectl
 @pytest.mark.parametrize("name", sorted(OVERLAYS))
 def test_settings_accept_the_manifest_env(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -343,7 +336,6 @@ def test_shipped_rules_load_in_the_service(profile: str) -> None:
         assert p.source.image_template is None or "{" not in p.source.image_template
 
 
-@needs_kubectl
 def test_rules_agree_with_the_notification_the_alert_and_the_pipeline() -> None:
     rules = yaml.safe_load(_rules_texts()["dev"])
     (pipeline,) = rules["pipelines"]
@@ -403,7 +395,6 @@ def _service_metrics() -> dict[str, set[str]]:
     return out
 
 
-@needs_kubectl
 def test_alerts_use_metrics_and_labels_the_service_exports() -> None:
     exported = _service_metrics()
     target_labels = {"namespace", "job", "instance", "pod", "service"}

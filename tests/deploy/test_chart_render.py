@@ -161,9 +161,13 @@ def test_the_docs_openshift_values_render_no_fixed_ids(tmp_path: Path) -> None:
     assert "my-values.yaml" in blocks, "docs/deployment.md lost its OpenShift values example"
     f = tmp_path / "my-values.yaml"
     f.write_text(blocks["my-values.yaml"])
-    objs = helm_render("songs-ai", ("openshift.yaml", f))
+    objs = helm_render("my-project", ("openshift.yaml", f))
     assert workloads(objs) and not _fixed_ids(objs)
     assert yaml.safe_load(blocks["my-values.yaml"]).get("openshift") is True
+    # and the rest of it fits together: the service may reach the DSPA it names
+    env = env_of(container(one(objs, "Deployment", SERVICE_NAME), "trigger-service"))
+    np = one(objs, "NetworkPolicy", SERVICE_NAME)
+    assert not kfp_egress_problems(np, env["TRIGGER_KFP_HOST"]["value"], "my-project")
 
 
 # --- values passed as users pass them ---------------------------------------------------------
@@ -354,6 +358,9 @@ def test_prod_runs_probed_and_scraped_workers() -> None:
     assert sm["spec"]["selector"]["matchLabels"].items() <= wsvc["metadata"]["labels"].items()
     assert [(e["port"], e["path"]) for e in sm["spec"]["endpoints"]] == [("metrics", "/metrics")]
     assert [p["name"] for p in wsvc["spec"]["ports"]] == ["metrics"]
+    pdb = one(objs, "PodDisruptionBudget", WORKER_NAME)
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     # Prometheus may reach the metrics port; the workers share the service's egress policy.
     np = one(objs, "NetworkPolicy", SERVICE_NAME)
     assert np["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()

@@ -30,6 +30,7 @@ from tests.deploy.conftest import (
     find,
     helm_render,
     kfp_egress_problems,
+    needs_kubectl,
     one,
     render,
     renderer,
@@ -38,8 +39,6 @@ from tests.deploy.conftest import (
 from tests.deploy.crd_schemas import CUSTOM_RESOURCES, crd_problems
 
 KUBEFLOW_DOC = DOCS.with_name("kubeflow.md")
-
-# Each test that renders skips through render() when kubectl is absent.
 
 ALL_TARGETS = ["base", *(f"overlays/{o}" for o in sorted(OVERLAYS))]
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "StorageClass"}
@@ -83,6 +82,7 @@ def test_a_stale_tree_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert renderer.stale() == []
 
 
+@needs_kubectl
 @pytest.mark.parametrize("target", ALL_TARGETS)
 def test_kustomize_builds_the_charts_objects(target: str) -> None:
     """`kubectl apply -k manifests/<target>` applies exactly what `helm install` would, in the
@@ -663,13 +663,13 @@ evaluation_interval: 1m
 tests:
   - interval: 1m
     input_series:
-      - series: 'trigger_inbox_depth{status="pending",namespace="songs",job="trigger-service",pod="a"}'
+      - series: 'trigger_inbox_depth{status="pending",namespace="songs",pod="a"}'
         values: "60x20 150x30"
-      - series: 'trigger_inbox_depth{status="pending",namespace="songs",job="trigger-service",pod="b"}'
+      - series: 'trigger_inbox_depth{status="pending",namespace="songs",pod="b"}'
         values: "60x20 150x30"
-      - series: 'trigger_inbox_depth{status="pending",namespace="songs",job="trigger-service-worker",pod="c"}'
+      - series: 'trigger_inbox_depth{status="pending",namespace="songs",pod="c"}'
         values: "60x20 150x30"
-      - series: 'trigger_inbox_depth{status="pending",namespace="songs",job="trigger-service-worker",pod="d"}'
+      - series: 'trigger_inbox_depth{status="pending",namespace="songs",pod="d"}'
         values: "60x20 150x30"
       - series: 'up{job="trigger-service-worker",namespace="songs",pod="c"}'
         values: "1x50"

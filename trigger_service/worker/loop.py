@@ -209,6 +209,10 @@ class Worker:
         WORKER_ALIVE.set(0)
         if self.on_death is not None:
             self.on_death(reason)
+    @property
+    def alive(self) -> bool:
+        """True while the background loop started by start() is running."""
+        return self._thread is not None and self._thread.is_alive()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
