@@ -37,6 +37,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
     text,
 )
 from sqlalchemy.engine import make_url
@@ -74,7 +75,8 @@ decisions = Table(
     # run: a run is (or will be) submitted; no_run: nothing happens, see reason
     Column("outcome", String(16), nullable=False),
     # run decisions: collecting -> ready | queued | suppressed | merged; ready -> submitting
-    # -> submitted | dead. no_run decisions: done.
+    # -> submitted | dead; submitted -> its run's final state (succeeded | failed | canceled |
+    # recorded). no_run decisions: done.
     Column("state", String(16), nullable=False),
     Column("reason", Text, nullable=False),
     Column("scope", String(256)),  # what coalesces: pipeline + trigger + batch key
@@ -118,6 +120,9 @@ decision_events = Table(
     Column("decision_id", String(64), primary_key=True),
     Column("event_id", String(128), primary_key=True),
     Column("at", Float, nullable=False),
+    # The event's own cause, kept when decisions coalesce or merge (NULL: stored before these).
+    Column("trigger", String(128)),
+    Column("reason", Text),
 )
 Index("ix_decision_events_event", decision_events.c.event_id)
 
@@ -159,7 +164,7 @@ runs = Table(
     Column("run_name", String(256), nullable=False),
     Column("external_id", String(128)),
     Column("url", Text),
-    # submitting -> pending -> running -> succeeded | failed | canceled
+    # submitting -> pending -> running -> succeeded | failed | canceled; shadow: -> recorded
     Column("state", String(16), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
@@ -288,3 +293,15 @@ def create_schema(engine: Engine) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
         metadata.create_all(conn)
+        _add_new_columns(conn)
+
+
+def _add_new_columns(conn: Connection) -> None:
+    """Add nullable columns a newer release declares to the tables an older one created."""
+    inspector = inspect(conn)
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present and column.nullable and not column.primary_key:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))

@@ -36,8 +36,9 @@ class ShadowBackend:
         return f"shadow-{run_name}" if run_name in self._submitted else None
 
     def status(self, external_id: str) -> RunStatus:
-        # Nothing runs, so nothing stays active: a shadow run ends as soon as it is recorded.
-        return RunStatus(RunState.SUCCEEDED, external_id, outputs={"shadow": True})
+        # Nothing runs, so nothing stays active: a shadow run ends as soon as it is recorded,
+        # as `recorded` (not `succeeded`: nothing trained).
+        return RunStatus(RunState.RECORDED, external_id, outputs={"shadow": True})
 
     def cancel(self, external_id: str) -> None:
         return None
