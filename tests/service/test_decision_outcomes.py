@@ -3,6 +3,7 @@ reason when causes coalesce or merge, and a shadow run is `recorded`, not `succe
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from tests.service.conftest import Build, FakeClock
 from tests.service.test_worker import data_event, manual_event, settle
 from tests.support.backends import PERMANENT, ScriptedBackend
+from tests.support.postgres import find_postgres_bin, postgres_cluster
 from tests.support.repo import GitRepo, rules_text
 from trigger_service.database import create_schema, decision_events, make_engine, metadata
 from trigger_service.events import DriftSubject, Event, EventKind
@@ -165,9 +167,22 @@ def test_shadow_runs_are_recorded_not_succeeded(
     assert run["finished_at"] is not None
 
 
-def test_a_store_made_before_per_event_reasons_gets_the_new_columns(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    engine = make_engine(url)
+POSTGRES_BIN = find_postgres_bin()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    if POSTGRES_BIN is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    with postgres_cluster(POSTGRES_BIN) as cluster:
+        yield cluster.url
+
+
+def test_a_store_made_before_per_event_reasons_gets_the_new_columns(store_url: str) -> None:
+    engine = make_engine(store_url)
     old = metadata.tables["decision_events"]
     with engine.begin() as conn:
         conn.exec_driver_sql(
@@ -180,3 +195,6 @@ def test_a_store_made_before_per_event_reasons_gets_the_new_columns(tmp_path: Pa
     with engine.connect() as conn:
         row = conn.execute(select(old)).one()
     assert (row.decision_id, row.trigger, row.reason) == ("d-1", None, None)
+    with engine.begin() as conn:  # and the new columns take values
+        conn.execute(old.update().values(trigger="drift", reason="alert ModelDrift firing"))
+    engine.dispose()
