@@ -41,6 +41,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 metadata = MetaData()
 
@@ -292,16 +293,24 @@ def create_schema(engine: Engine) -> None:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        elif conn.dialect.name == "sqlite":
+            # The same on SQLite (processes sharing one file): take the write lock first.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         metadata.create_all(conn)
         _add_new_columns(conn)
 
 
 def _add_new_columns(conn: Connection) -> None:
     """Add nullable columns a newer release declares to the tables an older one created."""
-    inspector = inspect(conn)
     for table in metadata.sorted_tables:
-        present = {column["name"] for column in inspector.get_columns(table.name)}
+        present = {column["name"] for column in inspect(conn).get_columns(table.name)}
         for column in table.columns:
-            if column.name not in present and column.nullable and not column.primary_key:
-                kind = column.type.compile(dialect=conn.dialect)
+            if column.name in present or not column.nullable or column.primary_key:
+                continue
+            kind = column.type.compile(dialect=conn.dialect)
+            try:
                 conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+            except DBAPIError:
+                # Two SQLite processes starting at once: the other one added it first.
+                if column.name not in {c["name"] for c in inspect(conn).get_columns(table.name)}:
+                    raise

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from tests.service.conftest import Build, FakeClock
 from tests.service.test_worker import data_event, manual_event, settle
@@ -198,3 +198,30 @@ def test_a_store_made_before_per_event_reasons_gets_the_new_columns(store_url: s
     with engine.begin() as conn:  # and the new columns take values
         conn.execute(old.update().values(trigger="drift", reason="alert ModelDrift firing"))
     engine.dispose()
+
+
+@pytest.mark.slow
+def test_processes_upgrading_one_sqlite_store_at_once_all_start(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.support.server import REPO_ROOT
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with make_engine(url).begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE decision_events (decision_id VARCHAR(64), event_id VARCHAR(128), "
+            "at FLOAT NOT NULL, PRIMARY KEY (decision_id, event_id))"
+        )
+    code = (
+        "from trigger_service.database import create_schema, make_engine; "
+        f"create_schema(make_engine({url!r}))"
+    )
+    starts = [
+        subprocess.Popen([sys.executable, "-c", code], cwd=REPO_ROOT, stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    errors = [p.communicate(timeout=60)[1].decode() for p in starts]
+    assert [p.returncode for p in starts] == [0] * 4, errors
+    columns = {c["name"] for c in inspect(make_engine(url)).get_columns("decision_events")}
+    assert {"trigger", "reason"} <= columns
