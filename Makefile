@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `make run PORT=8081 S3_PORT=9100`: the service's port, the demo S3 server's (0: a free one).
+PORT ?= 8080
+S3_PORT ?= 0
+VAR ?= var
 
 .PHONY: install run test lint typecheck demo bench compile manifests clean
 
@@ -16,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m trigger_service.demo run
+	$(BIN)/python -m trigger_service.demo run --var $(VAR) --port $(PORT) --s3-port $(S3_PORT)
 
 demo: $(STAMP)
 	$(BIN)/python -m trigger_service.demo loop

@@ -15,6 +15,18 @@ from trigger_service.cli_client import add_commands, parse_param
 from trigger_service.settings import ClientSettings
 
 
+def _rules_missing(path: Path) -> bool:
+    """Say in one line that the rules file is not there (instead of a traceback)."""
+    if path.is_file():
+        return False
+    print(
+        f"error: no rules file at {path} (set TRIGGER_RULES_PATH; a starter is rules.yaml at "
+        "the repository root)",
+        file=sys.stderr,
+    )
+    return True
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -28,6 +40,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     protect_service_process()  # same-user children cannot read our environ or memory
     settings = Settings()
     logs.configure(settings.log_level, settings.log_json)
+    if _rules_missing(settings.rules_path):
+        return 2
     try:
         services = Services.build(settings)
     except RulesError as exc:
@@ -63,6 +77,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     protect_service_process()
     settings = Settings()
     logs.configure(settings.log_level, settings.log_json)
+    if _rules_missing(settings.rules_path):
+        return 2
     try:
         services = Services.build(settings)
     except RulesError as exc:
@@ -113,19 +129,28 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from trigger_service.database import create_schema, make_engine
     from trigger_service.errors import TriggerError
     from trigger_service.explain import explain, parse_payload
-    from trigger_service.rules import load_rules
+    from trigger_service.rules import RulesError, load_rules
     from trigger_service.settings import Settings
 
     settings = Settings(**({"rules_path": args.rules} if args.rules else {}))
+    if _rules_missing(settings.rules_path):
+        return 2
+    if bad := [h for h in args.header if ":" not in h]:
+        print(f"error: a header is 'Name: value', not {bad[0]!r:.60}", file=sys.stderr)
+        return 2
     headers = dict(h.split(":", 1) for h in args.header)
     headers = {k.strip(): v.strip() for k, v in headers.items()}
-    body = sys.stdin.buffer.read() if args.payload == "-" else Path(args.payload).read_bytes()
+    try:
+        body = sys.stdin.buffer.read() if args.payload == "-" else Path(args.payload).read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read {args.payload}: {exc.strerror}", file=sys.stderr)
+        return 2
     try:
         events = parse_payload(args.source, headers, body)
         engine = make_engine(settings.database_url)
         create_schema(engine)
         answers = explain(events, load_rules(settings.rules_path), engine, time.time())
-    except TriggerError as exc:
+    except (TriggerError, RulesError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(answers, indent=2, default=str))

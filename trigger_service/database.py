@@ -41,9 +41,11 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
     text,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 metadata = MetaData()
 
@@ -78,7 +80,8 @@ decisions = Table(
     # run: a run is (or will be) submitted; no_run: nothing happens, see reason
     Column("outcome", String(16), nullable=False),
     # run decisions: collecting -> ready | queued | suppressed | merged; ready -> submitting
-    # -> submitted | dead. no_run decisions: done.
+    # -> submitted | dead; submitted -> its run's final state (succeeded | failed | canceled |
+    # recorded). no_run decisions: done.
     Column("state", String(16), nullable=False),
     Column("reason", Text, nullable=False),
     Column("scope", String(256)),  # what coalesces: pipeline + trigger + batch key
@@ -122,6 +125,9 @@ decision_events = Table(
     Column("decision_id", String(64), primary_key=True),
     Column("event_id", String(128), primary_key=True),
     Column("at", Float, nullable=False),
+    # The event's own cause, kept when decisions coalesce or merge (NULL: stored before these).
+    Column("trigger", String(128)),
+    Column("reason", Text),
 )
 Index("ix_decision_events_event", decision_events.c.event_id)
 
@@ -163,7 +169,7 @@ runs = Table(
     Column("run_name", String(256), nullable=False),
     Column("external_id", String(128)),
     Column("url", Text),
-    # submitting -> pending -> running -> succeeded | failed | canceled
+    # submitting -> pending -> running -> succeeded | failed | canceled; shadow: -> recorded
     Column("state", String(16), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
@@ -357,4 +363,24 @@ def create_schema(engine: Engine) -> None:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        elif conn.dialect.name == "sqlite":
+            # The same on SQLite (processes sharing one file): take the write lock first.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         metadata.create_all(conn)
+        _add_new_columns(conn)
+
+
+def _add_new_columns(conn: Connection) -> None:
+    """Add nullable columns a newer release declares to the tables an older one created."""
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspect(conn).get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present or not column.nullable or column.primary_key:
+                continue
+            kind = column.type.compile(dialect=conn.dialect)
+            try:
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+            except DBAPIError:
+                # Two SQLite processes starting at once: the other one added it first.
+                if column.name not in {c["name"] for c in inspect(conn).get_columns(table.name)}:
+                    raise

@@ -1,6 +1,7 @@
 """The embedded default for a newcomer: no cluster, SQLite, the local KFP runner.
 
     python -m trigger_service.demo run    prepare var/, start the service, print curl lines
+                                          (--port, --s3-port; `make run PORT=8081 S3_PORT=9100`)
     python -m trigger_service.demo loop   the whole loop with nobody at the keyboard: start the
                                           service, send a manual trigger, a MinIO storage event
                                           and an Alertmanager alert, wait for the runs, print
@@ -124,6 +125,28 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def port_problem(name: str, port: int) -> str | None:
+    """Why `port` cannot be used on 127.0.0.1 now (out of range, or taken), or None."""
+    if not 1 <= port <= 65535:
+        return f"{name}={port} is not a TCP port (1-65535)"
+    with socket.socket() as sock:
+        # As the servers bind: a port left in TIME_WAIT is free, one with a listener is not.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return f"{name}={port} cannot be used on 127.0.0.1 ({exc.strerror})"
+    return None
+
+
+class _Stop(BaseException):
+    """SIGTERM: stop the service and the S3 server and exit 0; a requested stop is no error."""
+
+
+def _raise_stop(*_: object) -> None:
+    raise _Stop
 
 
 def _git(*args: str) -> str:
@@ -280,30 +303,57 @@ Then look: {demo.url}/runs  {demo.url}/decisions  {demo.url}/models  {demo.url}/
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    demo = prepare(Path(args.var), args.port or 8080, args.s3_port or free_port())
-    s3 = start_s3(demo)
-    print(f"demo secrets (also in {demo.var / 'demo' / 'secrets.json'}):")
-    for route, token in demo.tokens.items():
-        print(f"  {route:13s} {token}")
-    print(curl_lines(demo), flush=True)
-    env = {**os.environ, **demo.service_env(), "TRIGGER_LOG_JSON": "false"}
-    service = subprocess.Popen([sys.executable, "-m", "trigger_service", "serve"], env=env)
-    # Ctrl-C reaches the whole terminal group; a SIGTERM (e.g. from a supervisor) reaches only
-    # this process, so pass it on before cleaning up.
-    signal.signal(signal.SIGTERM, lambda *_: service.terminate())
+    """Serve until Ctrl-C or SIGTERM (exit 0 then); 2 when a port cannot be used."""
+    s3_port = args.s3_port or free_port()
+    for problem in (port_problem("PORT", args.port), port_problem("S3_PORT", s3_port)):
+        if problem:
+            print(f"error: {problem}; choose another, e.g. make run PORT=8081", file=sys.stderr)
+            return 2
+    # Ctrl-C reaches the whole terminal group; a SIGTERM (e.g. from a supervisor) may reach
+    # only this process: either way the `finally` below stops both servers.
+    signal.signal(signal.SIGTERM, _raise_stop)
+    s3: subprocess.Popen[bytes] | None = None
+    service: subprocess.Popen[bytes] | None = None
     try:
-        return service.wait()
-    except KeyboardInterrupt:
-        return service.wait()
+        demo = prepare(Path(args.var), args.port, s3_port)
+        s3 = start_s3(demo)
+        env = {**os.environ, **demo.service_env(), "TRIGGER_LOG_JSON": "false"}
+        service = subprocess.Popen([sys.executable, "-m", "trigger_service", "serve"], env=env)
+        with httpx.Client(base_url=demo.url, timeout=5) as client:
+            _wait_ready(client, service, 60, "its log is above")
+        # Only now: the curl lines name a port the service really answers on.
+        print(f"\ndemo secrets (also in {demo.var / 'demo' / 'secrets.json'}):")
+        for route, token in demo.tokens.items():
+            print(f"  {route:13s} {token}")
+        print(curl_lines(demo), flush=True)
+        code = service.wait()
+        print(f"the service stopped by itself (exit code {code})", file=sys.stderr)
+        return 1
+    except (_Stop, KeyboardInterrupt):
+        return 0
     finally:
-        os.killpg(s3.pid, signal.SIGTERM)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if service is not None and service.poll() is None:
+            service.terminate()
+            try:
+                service.wait(20)
+            except subprocess.TimeoutExpired:
+                service.kill()
+                service.wait()
+        if s3 is not None:
+            os.killpg(s3.pid, signal.SIGTERM)
 
 
-def _wait_ready(client: httpx.Client, service: subprocess.Popen[bytes], timeout: float) -> None:
+def _wait_ready(
+    client: httpx.Client,
+    service: subprocess.Popen[bytes],
+    timeout: float,
+    log_hint: str = "see var/demo/service.log",
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if service.poll() is not None:
-            raise SystemExit("the service exited at start; see var/demo/service.log")
+            raise SystemExit(f"the service exited at start; {log_hint}")
         try:
             if client.get("/readyz").status_code == 200:
                 return
@@ -392,7 +442,7 @@ def _loop(client: httpx.Client, demo: Demo, started: float, timeout: float) -> i
     )
 
     deadline = time.monotonic() + timeout
-    shown: dict[str, tuple[str, float]] = {}
+    progress = Progress(started)
     while time.monotonic() < deadline:
         events = client.get("/events", params={"limit": 500}).json()["items"]
         runs = client.get("/runs").json()["items"]
@@ -404,13 +454,9 @@ def _loop(client: httpx.Client, demo: Demo, started: float, timeout: float) -> i
         ]
         active = [r for r in runs if r["state"] in ("submitting", "pending", "running")]
         for run in active:
-            # A new step, or a heartbeat every 15 s while one step runs long.
-            line = f"{run['state']:9s} {_step_line(run)}"
-            previous, at = shown.get(run["id"], ("", 0.0))
-            if line != previous or time.monotonic() - at > 15:
-                elapsed = time.monotonic() - started
-                print(f"   [{elapsed:5.0f}s] {run['id']} {line}", flush=True)
-                shown[run["id"]] = (line, time.monotonic())
+            shown = progress.line(run["id"], f"{run['state']:9s} {_step_line(run)}")
+            if shown is not None:
+                print(shown, flush=True)
         if runs and not undecided and not open_decisions and not active:
             break
         time.sleep(1.0)
@@ -418,6 +464,29 @@ def _loop(client: httpx.Client, demo: Demo, started: float, timeout: float) -> i
         print(f"timed out after {timeout:.0f}s", file=sys.stderr)
         return 1
     return _report(client, started)
+
+
+class Progress:
+    """What to print about active runs: each new step once, and while one step runs long a
+    heartbeat every `every` seconds that says so, rather than the step's line again (which
+    read as if the step, or the run, had started over)."""
+
+    def __init__(self, started: float, every: float = 15.0) -> None:
+        self.started = started
+        self.every = every
+        self._shown: dict[str, tuple[str, float, float]] = {}  # run -> (line, since, printed)
+
+    def line(self, run_id: str, step: str, now: float | None = None) -> str | None:
+        now = time.monotonic() if now is None else now
+        stamp = f"   [{now - self.started:5.0f}s] {run_id}"
+        previous, since, printed = self._shown.get(run_id, ("", now, 0.0))
+        if step != previous:
+            self._shown[run_id] = (step, now, now)
+            return f"{stamp} {step}"
+        if now - printed > self.every:
+            self._shown[run_id] = (step, since, now)
+            return f"{stamp}   ... same step, still running ({now - since:.0f}s so far)"
+        return None
 
 
 def _report(client: httpx.Client, started: float) -> int:
@@ -465,8 +534,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start the controller on the embedded default")
     run.add_argument("--var", default="var")
-    run.add_argument("--port", type=int, default=8080)
-    run.add_argument("--s3-port", type=int, default=9000)
+    run.add_argument("--port", type=int, default=8080, help="the service's port (8080)")
+    run.add_argument(
+        "--s3-port", type=int, default=0, help="the demo S3 server's port (0: any free one)"
+    )
     run.set_defaults(func=cmd_run)
     loop = sub.add_parser("loop", help="the whole loop, then stop")
     loop.add_argument("--var", default="var/demo-loop")

@@ -1,4 +1,5 @@
-"""JSON-line logs. Pass ids with `extra={"event_id": ..., "run_id": ..., "decision_id": ...}`."""
+"""Logs as JSON lines, or plain text for a terminal; both carry the ids passed with
+`extra={"event_id": ..., "run_id": ..., "decision_id": ...}` (text: `key=value` at the end)."""
 
 from __future__ import annotations
 
@@ -27,11 +28,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """`<time> <LEVEL> <message> event_id=... run_id=...`: the ids a JSON line would carry."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        context = [
+            f"{name}={value}"
+            for name in CONTEXT_FIELDS
+            if (value := getattr(record, name, None)) is not None
+        ]
+        if not context:
+            return line
+        # The exception (if any) follows the first line; the ids belong on that line.
+        first, newline, rest = line.partition("\n")
+        return f"{first} {' '.join(context)}{newline}{rest}"
+
+
 def configure(level: str = "INFO", as_json: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter() if as_json else logging.Formatter("%(asctime)s %(levelname)s %(message)s")
-    )
+    handler.setFormatter(JsonFormatter() if as_json else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -45,8 +45,8 @@ class RulesHolder:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._rules = load_rules(path)  # a bad (or missing) file refuses the start, naming it
         self._mtime = path.stat().st_mtime
-        self._rules = load_rules(path)  # a bad file refuses the start, naming the line
         self.reload_error: str | None = None
         RULES_RELOAD_OK.set(1)
         self.status = RulesStatus(path)

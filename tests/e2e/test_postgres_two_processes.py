@@ -178,7 +178,8 @@ def test_two_processes_share_a_storm_and_make_one_run(
         )
         (decision,) = run_decisions
         assert all_decisions == 1, f"{all_decisions} decisions in all, states {states}"
-        assert decision.state == "submitted", decision.state
+        # A shadow run is recorded at once; its decision follows when the run is next polled.
+        assert decision.state in ("submitted", "recorded"), decision.state
         assert decision.event_count == STORM, decision.event_count
         assert set(linked) == set(accepted), (
             f"{len(set(accepted) - set(linked))} accepted events in no decision, "
@@ -192,6 +193,9 @@ def test_two_processes_share_a_storm_and_make_one_run(
         (run,) = recorded_runs
         assert run.decision_id == decision.id
         assert run.backend == "shadow"
+        assert run.state in ("pending", "recorded") and (
+            decision.state != "recorded" or run.state == "recorded"
+        ), (run.state, decision.state)
         assert run.params["data_uri"].startswith("s3://datasets/songs/part-"), run.params
 
         # The work was shared: both processes' workers claimed part of the storm.

@@ -24,10 +24,11 @@ class RunState(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELED = "canceled"
+    RECORDED = "recorded"  # shadow: written down, nothing ran
 
     @property
     def finished(self) -> bool:
-        return self in (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELED)
+        return self in (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELED, RunState.RECORDED)
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,9 @@ class ShadowBackend:
     def status(self, external_id: str) -> RunStatus:
         if external_id in self._canceled:
             return RunStatus(RunState.CANCELED, external_id, outputs={"shadow": True})
-        # Nothing runs, so nothing stays active: a shadow run ends as soon as it is recorded.
-        return RunStatus(RunState.SUCCEEDED, external_id, outputs={"shadow": True})
+        # Nothing runs, so nothing stays active: a shadow run ends as soon as it is recorded,
+        # as `recorded` (not `succeeded`: nothing trained).
+        return RunStatus(RunState.RECORDED, external_id, outputs={"shadow": True})
 
     def cancel(self, external_id: str) -> None:
         """Nothing runs to stop: the run is marked, and reports `canceled` from now on."""

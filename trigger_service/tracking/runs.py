@@ -9,6 +9,11 @@ from sqlalchemy import Connection, insert, select, update
 
 from trigger_service.database import run_states, runs
 from trigger_service.metrics import RUNS
+from trigger_service.worker.decisions import follow_run
+
+# A run ends in one of these; its decision then takes the same state. `recorded`: the shadow
+# backend wrote down what it would have run, and nothing ran.
+FINAL_STATES = ("succeeded", "failed", "canceled", "recorded")
 
 
 def new_run_id() -> str:
@@ -53,15 +58,18 @@ def set_state(
     conn: Connection, run_id: str, state: str, now: float, detail: str | None = None, **values: Any
 ) -> bool:
     """Move a run to `state` (recording the change once); returns whether it changed."""
-    current = conn.execute(select(runs.c.state, runs.c.pipeline).where(runs.c.id == run_id)).first()
+    current = conn.execute(
+        select(runs.c.state, runs.c.pipeline, runs.c.decision_id).where(runs.c.id == run_id)
+    ).first()
     if current is None:
         return False
     changed = current.state != state
     if changed:
         add_state(conn, run_id, state, now, detail)
-        if state in ("succeeded", "failed", "canceled"):
+        if state in FINAL_STATES:
             values.setdefault("finished_at", now)
             RUNS.labels(current.pipeline, state).inc()
+            follow_run(conn, current.decision_id, state, now)
     conn.execute(
         update(runs).where(runs.c.id == run_id).values(state=state, updated_at=now, **values)
     )

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, func, select, update
 from trigger_service.database import decision_events, decisions, runs
 from trigger_service.metrics import DECISIONS
 from trigger_service.rules.policy import Go, Policy, Queue, Suppress, admit
+from trigger_service.worker.decisions import causes, describe_causes
 
 ACTIVE_RUN_STATES = ("submitting", "pending", "running")
 
@@ -106,7 +107,8 @@ def _admit(conn: Connection, row: Any, now: float) -> None:
 
 
 def _merge(conn: Connection, row: Any, into: str, now: float) -> None:
-    """Fold a waiting decision into the already queued one: its events, its newest params."""
+    """Fold a waiting decision into the already queued one: its events (each keeping its own
+    reason), its newest params; the queued decision's reason then names every cause."""
     conn.execute(
         update(decision_events)
         .where(decision_events.c.decision_id == row.id)
@@ -119,7 +121,7 @@ def _merge(conn: Connection, row: Any, into: str, now: float) -> None:
             event_count=decisions.c.event_count + row.event_count,
             params=row.params,
             version_request=row.version_request,
-            reason=f"{row.reason} (follow-up run; earlier waiting events coalesced into it)",
+            reason=describe_causes(causes(conn, into)) or row.reason,
             updated_at=now,
         )
     )

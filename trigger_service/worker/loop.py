@@ -161,7 +161,8 @@ class Worker:
                 debounced = batch[-1][1].policy.debounce_seconds > 0
                 groups = [batch] if debounced else [[pair] for pair in batch]
                 for group in groups:
-                    join_or_open(conn, [e for e, _ in group], group[-1][1], now)
+                    events, reasons = [e for e, _ in group], [m.reason for _, m in group]
+                    join_or_open(conn, events, group[-1][1], now, reasons)
             self.inbox.finish([e.id for e in decided], conn)
         return decided
 

@@ -28,9 +28,23 @@ from trigger_service.submit.base import Backend, RunRequest, RunState
 from trigger_service.tracking import runs as tracked
 from trigger_service.tracking.models import ModelLinker
 from trigger_service.versions.registry import VersionRegistry
-from trigger_service.worker.decisions import covered_events, dead_letter_events
+from trigger_service.worker.decisions import (
+    causes,
+    covered_events,
+    dead_letter_events,
+    describe_causes,
+)
 
 log = logging.getLogger(__name__)
+
+
+def trigger_reason(row: Any, found: list[tuple[str, str, int]]) -> str:
+    """The run's `trigger_reason`: the rules' own rendering when one trigger is behind the
+    decision, else every cause (a drift alert merged into a data run is named, not lost)."""
+    rendered = (row.params or {}).get("trigger_reason")
+    if len(found) <= 1 and rendered:
+        return str(rendered)
+    return describe_causes(found) or str(row.reason)
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
@@ -138,6 +152,7 @@ class Submitter:
         request = VersionRequest(**row.version_request)
         with self.engine.connect() as conn:
             event_ids = covered_events(conn, row.id)
+            found = causes(conn, row.id)
         version = self.versions.resolve(pipeline, request, event_ids[-1] if event_ids else "")
         run_name = f"{pipeline.name}-{row.idempotency_key}"
         # Lineage parameters the project's pipeline writes into the model's metadata.json.
@@ -146,6 +161,7 @@ class Submitter:
             "decision_id": row.id,
             "event_ids": ",".join(event_ids[:20]),
             "git_commit": version.version,
+            "trigger_reason": trigger_reason(row, found),
         }
         now = self.clock()
         with write(self.engine) as conn:
