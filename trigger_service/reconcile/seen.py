@@ -4,7 +4,7 @@ each listed trigger is due. The only writer of `seen_objects` and `reconcile_sta
     scope_of(trigger, bucket, prefix) -> str
     claim_pass(engine, ...) -> Claim | None   this process lists now; None: not due, or taken
     record_chunk(engine, chunk, baseline, now) -> Recorded
-    finish_pass / fail_pass / next_due_at
+    finish_pass / release_pass / fail_pass / next_due_at
 
 A pass is claimed by moving `next_due` forward in one UPDATE, so of several worker processes on
 one PostgreSQL exactly one lists a trigger each interval. A chunk's new events and its seen rows
@@ -112,6 +112,14 @@ def finish_pass(engine: Engine, scope: str, now: float, next_due: float, objects
                 last_error=None,
                 baselined_at=func.coalesce(reconcile_state.c.baselined_at, now),
             )
+        )
+
+
+def release_pass(engine: Engine, scope: str, due: float) -> None:
+    """Give a claimed pass back unfinished (the process is stopping): due again at `due`."""
+    with write(engine) as conn:
+        conn.execute(
+            update(reconcile_state).where(reconcile_state.c.scope == scope).values(next_due=due)
         )
 
 
