@@ -519,3 +519,28 @@ def test_stopping_the_worker_ends_a_pass_after_its_last_chunk_and_leaves_it_due(
         state = conn.execute(select(reconcile_state)).one()
     assert (state.next_due, state.failures, state.baselined_at) == (clock.now, 0, None)
     assert RECONCILE_ERRORS.labels("new-data")._value.get() == errors_before
+
+
+def test_a_new_triggers_baseline_does_not_hide_an_object_from_an_older_trigger(
+    build: Build, repo: GitRepo, clock: FakeClock, s3: Minio, bucket: str, endpoint: str
+) -> None:
+    services = with_s3(build, reconcile_rules(repo, bucket), endpoint)
+    assert reconciler(services).reconcile_due() == 1  # new-data's baseline
+    put(s3, bucket, "songs/lost.csv")  # no notification
+    # A second trigger over the same objects is added; its first listing (a baseline) runs
+    # before new-data's next pass.
+    second = reconcile_rules(repo, bucket).replace(
+        "  - name: drift\n",
+        f"  - name: more-data\n    on: data\n    pipeline: songs\n    bucket: {bucket}\n"
+        "  - name: drift\n",
+    )
+    services.rules.path.write_text(second)
+    services.rules._mtime = -1.0  # the file changed: re-read it now (mtime granularity)
+    [first, later] = reconciler(services).triggers()
+    assert later.name == "more-data"
+    result = reconciler(services).reconcile(later)
+    assert result is not None and result.baseline and result.new_events == 0
+    clock.advance(INTERVAL)
+    result = reconciler(services).reconcile(first)
+    assert result is not None and result.new_events == 1
+    assert [e.subject.key for e in stored(services)] == ["songs/lost.csv"]  # type: ignore[union-attr]

@@ -181,13 +181,13 @@ class Reconciler:
             if event is not None:
                 chunk.append((event, entry.live))
             if listed_in_chunk >= self.chunk:
-                self._flush(trigger, chunk, listed_in_chunk, baseline, totals)
+                self._flush(trigger, claim.scope, chunk, listed_in_chunk, baseline, totals)
                 chunk, listed_in_chunk = [], 0
                 if done_key is not None:  # a retry resumes here (the current key relisted)
                     self._resume[claim.scope] = done_key
                 if self._stop.is_set():
                     raise _Stopped
-        self._flush(trigger, chunk, listed_in_chunk, baseline, totals)
+        self._flush(trigger, claim.scope, chunk, listed_in_chunk, baseline, totals)
         return PassResult(totals[0], totals[1], totals[2], baseline)
 
     def _event(self, trigger: DataTrigger, entry: Listed) -> Event | None:
@@ -206,12 +206,13 @@ class Reconciler:
     def _flush(
         self,
         trigger: DataTrigger,
+        scope: str,
         chunk: list[tuple[Event, bool]],
         listed: int,
         baseline: bool,
         totals: list[int],
     ) -> None:
-        recorded = seen.record_chunk(self.engine, chunk, baseline, self.clock())
+        recorded = seen.record_chunk(self.engine, scope, chunk, baseline, self.clock())
         totals[0] += listed
         totals[1] += recorded.unseen
         totals[2] += recorded.new_events
