@@ -193,9 +193,12 @@ run_states = Table(
     Column("detail", Text),
 )
 
+# Per listing scope: a trigger's first listing (its baseline) must not hide from another
+# trigger's listing an object that trigger has not accounted for yet.
 seen_objects = Table(
     "seen_objects",
     metadata,
+    Column("scope", String(64), primary_key=True),  # reconcile_state.scope
     Column("id", String(128), primary_key=True),  # the object version's Event id
     Column("seen_at", Float, nullable=False),
 )

@@ -111,14 +111,14 @@ def make_reconciler(
     wakeup: Callable[[], None],
     clock: Clock = time.time,
 ) -> Reconciler:
-    """The bucket reconcile loop, with the TRIGGER_S3_* endpoint and keys (none: it lists
-    nothing and says so once per trigger)."""
+    """The bucket reconcile loop, with the TRIGGER_S3_* endpoint and keys (without them it
+    lists nothing and says so once per trigger: an anonymous listing would only fail)."""
     client = None
-    if settings.s3_endpoint:
+    if settings.s3_endpoint and settings.s3_access_key and settings.s3_secret_key:
         client = make_s3_client(
             settings.s3_endpoint,
-            settings.s3_access_key.get_secret_value() if settings.s3_access_key else None,
-            settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None,
+            settings.s3_access_key.get_secret_value(),
+            settings.s3_secret_key.get_secret_value(),
             settings.s3_secure,
         )
     return Reconciler(

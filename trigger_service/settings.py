@@ -149,11 +149,17 @@ class Settings(BaseSettings):
     runs_dir: Path = Field(Path("var/runs"), description="Local run work folders and logs.")
     local_run_timeout_seconds: float = Field(1800.0, description="A local run is killed after.")
     s3_endpoint: str | None = Field(
-        None, description="S3/MinIO endpoint (host:port) the local backend's runs read s3:// from."
+        None,
+        description="S3/MinIO endpoint (host:port) the local backend's runs read s3:// from, "
+        "and data triggers' reconcile lists.",
     )
     s3_secure: bool = Field(False, description="Use HTTPS for the S3 endpoint.")
-    s3_access_key: SecretStr | None = Field(None, description="S3 access key for local runs.")
-    s3_secret_key: SecretStr | None = Field(None, description="S3 secret key for local runs.")
+    s3_access_key: SecretStr | None = Field(
+        None, description="S3 access key for local runs and the reconcile listing."
+    )
+    s3_secret_key: SecretStr | None = Field(
+        None, description="S3 secret key for local runs and the reconcile listing."
+    )
     s3_access_key_file: Path | None = None
     s3_secret_key_file: Path | None = None
 

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.service.conftest import Build
+from tests.sources.helpers import payload
 from tests.support.github import DOCS_PUSH, signature
 from trigger_service.api import create_app
 from trigger_service.service import Services
@@ -289,3 +290,18 @@ def test_the_service_never_imports_the_heavy_libraries() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_explain_a_delete_all_versions_notification_says_object_removed(
+    client: TestClient,
+) -> None:
+    # MinIO sends s3:ObjectRemoved:DeleteAllVersions for `mc rm --versions`: a removal, not
+    # "no new data".
+    data = payload("storage/minio-delete.json")
+    data["Records"][0]["eventName"] = "s3:ObjectRemoved:DeleteAllVersions"
+    body = {"source": "storage", "headers": {}, "payload": data}
+    response = client.post("/explain", json=body, headers={"Authorization": "Bearer manual-token"})
+    assert response.status_code == 200, response.text
+    (answer,) = response.json()["explanations"]
+    assert answer["run"] is False
+    assert "object removed" in answer["reason"], answer

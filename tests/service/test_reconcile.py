@@ -465,3 +465,82 @@ def test_two_replicas_on_postgresql_list_each_interval_once(
         assert count(one, seen_objects) == 2
         one.engine.dispose()
         two.engine.dispose()
+
+
+def test_without_s3_endpoint_and_keys_nothing_is_listed_and_it_says_why(
+    build: Build, repo: GitRepo, bucket: str, endpoint: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    services = build(reconcile_rules(repo, bucket), s3_endpoint=endpoint)  # no keys
+    with caplog.at_level("WARNING"):
+        assert reconciler(services).reconcile_due() == 0
+        assert reconciler(services).reconcile_due() == 0
+    warnings = [r.getMessage() for r in caplog.records if "not reconciled" in r.getMessage()]
+    assert warnings == [
+        "data trigger new-data is not reconciled: set TRIGGER_S3_ENDPOINT, TRIGGER_S3_ACCESS_KEY"
+        " and TRIGGER_S3_SECRET_KEY"
+    ]
+    assert count(services, reconcile_state) == 0
+
+
+class StoppingClient(Minio):
+    """The real client; the worker is asked to stop while the listing is under way."""
+
+    def __init__(self, *args: Any, stop: Any, after: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stop, self.after = stop, after
+
+    def list_objects(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        for index, obj in enumerate(super().list_objects(*args, **kwargs)):
+            if index == self.after:
+                self.stop.set()
+            yield obj
+
+
+def test_stopping_the_worker_ends_a_pass_after_its_last_chunk_and_leaves_it_due(
+    build: Build, repo: GitRepo, clock: FakeClock, s3: Minio, bucket: str, endpoint: str
+) -> None:
+    _put_many(s3, bucket, [f"songs/part-{i:04d}.csv" for i in range(1000)])
+    services = with_s3(build, reconcile_rules(repo, bucket), endpoint)
+    loop = reconciler(services)
+    loop.chunk = 200
+    loop.client = StoppingClient(
+        endpoint,
+        access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY,
+        secure=False,
+        stop=loop._stop,
+        after=250,
+    )
+    errors_before = RECONCILE_ERRORS.labels("new-data")._value.get()
+    [trigger] = loop.triggers()
+    assert loop.reconcile(trigger) is None
+    assert count(services, seen_objects) == 400  # the chunk under way when asked was committed
+    with services.engine.connect() as conn:
+        state = conn.execute(select(reconcile_state)).one()
+    assert (state.next_due, state.failures, state.baselined_at) == (clock.now, 0, None)
+    assert RECONCILE_ERRORS.labels("new-data")._value.get() == errors_before
+
+
+def test_a_new_triggers_baseline_does_not_hide_an_object_from_an_older_trigger(
+    build: Build, repo: GitRepo, clock: FakeClock, s3: Minio, bucket: str, endpoint: str
+) -> None:
+    services = with_s3(build, reconcile_rules(repo, bucket), endpoint)
+    assert reconciler(services).reconcile_due() == 1  # new-data's baseline
+    put(s3, bucket, "songs/lost.csv")  # no notification
+    # A second trigger over the same objects is added; its first listing (a baseline) runs
+    # before new-data's next pass.
+    second = reconcile_rules(repo, bucket).replace(
+        "  - name: drift\n",
+        f"  - name: more-data\n    on: data\n    pipeline: songs\n    bucket: {bucket}\n"
+        "  - name: drift\n",
+    )
+    services.rules.path.write_text(second)
+    services.rules._mtime = -1.0  # the file changed: re-read it now (mtime granularity)
+    [first, later] = reconciler(services).triggers()
+    assert later.name == "more-data"
+    result = reconciler(services).reconcile(later)
+    assert result is not None and result.baseline and result.new_events == 0
+    clock.advance(INTERVAL)
+    result = reconciler(services).reconcile(first)
+    assert result is not None and result.new_events == 1
+    assert [e.subject.key for e in stored(services)] == ["songs/lost.csv"]  # type: ignore[union-attr]

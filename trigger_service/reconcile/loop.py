@@ -47,6 +47,10 @@ Clock = Callable[[], float]
 MAX_SLEEP_SECONDS = 5.0  # how soon a rules reload (a new or changed trigger) is noticed
 
 
+class _Stopped(Exception):
+    """The worker is stopping: the pass ends after its last committed chunk."""
+
+
 @dataclass(frozen=True)
 class PassResult:
     listed: int
@@ -97,7 +101,10 @@ class Reconciler:
                 )
                 continue
             if self.client is None:
-                self._warn_once(trigger.name, "no S3 endpoint: set TRIGGER_S3_ENDPOINT")
+                self._warn_once(
+                    trigger.name,
+                    "set TRIGGER_S3_ENDPOINT, TRIGGER_S3_ACCESS_KEY and TRIGGER_S3_SECRET_KEY",
+                )
                 continue
             listed.append(trigger)
         return listed
@@ -135,6 +142,9 @@ class Reconciler:
         started = time.monotonic()
         try:
             result = self._list(trigger, claim)
+        except _Stopped:
+            seen.release_pass(self.engine, claim.scope, now)  # due again at the next start
+            return None
         except Exception as exc:
             self._failed(trigger, claim.scope, exc)
             return None
@@ -171,11 +181,13 @@ class Reconciler:
             if event is not None:
                 chunk.append((event, entry.live))
             if listed_in_chunk >= self.chunk:
-                self._flush(trigger, chunk, listed_in_chunk, baseline, totals)
+                self._flush(trigger, claim.scope, chunk, listed_in_chunk, baseline, totals)
                 chunk, listed_in_chunk = [], 0
                 if done_key is not None:  # a retry resumes here (the current key relisted)
                     self._resume[claim.scope] = done_key
-        self._flush(trigger, chunk, listed_in_chunk, baseline, totals)
+                if self._stop.is_set():
+                    raise _Stopped
+        self._flush(trigger, claim.scope, chunk, listed_in_chunk, baseline, totals)
         return PassResult(totals[0], totals[1], totals[2], baseline)
 
     def _event(self, trigger: DataTrigger, entry: Listed) -> Event | None:
@@ -194,12 +206,13 @@ class Reconciler:
     def _flush(
         self,
         trigger: DataTrigger,
+        scope: str,
         chunk: list[tuple[Event, bool]],
         listed: int,
         baseline: bool,
         totals: list[int],
     ) -> None:
-        recorded = seen.record_chunk(self.engine, chunk, baseline, self.clock())
+        recorded = seen.record_chunk(self.engine, scope, chunk, baseline, self.clock())
         totals[0] += listed
         totals[1] += recorded.unseen
         totals[2] += recorded.new_events

@@ -3,8 +3,8 @@ each listed trigger is due. The only writer of `seen_objects` and `reconcile_sta
 
     scope_of(trigger, bucket, prefix) -> str
     claim_pass(engine, ...) -> Claim | None   this process lists now; None: not due, or taken
-    record_chunk(engine, chunk, baseline, now) -> Recorded
-    finish_pass / fail_pass / next_due_at
+    record_chunk(engine, scope, chunk, baseline, now) -> Recorded
+    finish_pass / release_pass / fail_pass / next_due_at
 
 A pass is claimed by moving `next_due` forward in one UPDATE, so of several worker processes on
 one PostgreSQL exactly one lists a trigger each interval. A chunk's new events and its seen rows
@@ -29,7 +29,8 @@ INSERT_STATE = text(
     " VALUES (:scope, :trigger, :bucket, :prefix, 0, 0) ON CONFLICT (scope) DO NOTHING"
 )
 INSERT_SEEN = text(
-    "INSERT INTO seen_objects (id, seen_at) VALUES (:id, :seen_at) ON CONFLICT (id) DO NOTHING"
+    "INSERT INTO seen_objects (scope, id, seen_at) VALUES (:scope, :id, :seen_at)"
+    " ON CONFLICT (scope, id) DO NOTHING"
 )
 
 
@@ -70,10 +71,10 @@ class Recorded:
 
 
 def record_chunk(
-    engine: Engine, chunk: Sequence[tuple[Event, bool]], baseline: bool, now: float
+    engine: Engine, scope: str, chunk: Sequence[tuple[Event, bool]], baseline: bool, now: float
 ) -> Recorded:
-    """Remember every listed object version of `chunk`; store as events, in the same
-    transaction, those not seen before that are live, unless this is a skipped baseline.
+    """Remember every listed object version of `chunk` for `scope`; store as events, in the same
+    transaction, those `scope` had not seen that are live, unless this is a skipped baseline.
 
     `chunk`: (event, live) pairs. An object whose notification arrived is already in the inbox:
     unseen by the listing, but not a new event."""
@@ -84,7 +85,8 @@ def record_chunk(
         known = set(
             conn.execute(
                 select(seen_objects.c.id).where(
-                    seen_objects.c.id.in_(bindparam("ids", expanding=True))
+                    seen_objects.c.scope == scope,
+                    seen_objects.c.id.in_(bindparam("ids", expanding=True)),
                 ),
                 {"ids": list(by_id)},
             ).scalars()
@@ -94,7 +96,9 @@ def record_chunk(
             return Recorded(0, 0)
         fresh = [] if baseline else [by_id[i][0] for i in unseen if by_id[i][1]]
         stored = insert_events(conn, fresh) if fresh else []
-        conn.execute(INSERT_SEEN, [{"id": event_id, "seen_at": now} for event_id in unseen])
+        conn.execute(
+            INSERT_SEEN, [{"scope": scope, "id": event_id, "seen_at": now} for event_id in unseen]
+        )
     return Recorded(len(unseen), sum(1 for result in stored if result.new))
 
 
@@ -112,6 +116,14 @@ def finish_pass(engine: Engine, scope: str, now: float, next_due: float, objects
                 last_error=None,
                 baselined_at=func.coalesce(reconcile_state.c.baselined_at, now),
             )
+        )
+
+
+def release_pass(engine: Engine, scope: str, due: float) -> None:
+    """Give a claimed pass back unfinished (the process is stopping): due again at `due`."""
+    with write(engine) as conn:
+        conn.execute(
+            update(reconcile_state).where(reconcile_state.c.scope == scope).values(next_due=due)
         )
 
 
