@@ -21,6 +21,7 @@ from trigger_service.settings import SECRET_FIELDS, Settings
 from trigger_service.submit.base import Backend
 from trigger_service.tracking.models import ModelLinker
 from trigger_service.versions.git import GitCache
+from trigger_service.versions.heads import BranchHeads
 from trigger_service.versions.registry import VersionRegistry
 from trigger_service.worker.loop import Worker
 from trigger_service.worker.submitting import Submitter
@@ -102,10 +103,11 @@ class Services:
         rules = RulesHolder(settings.rules_path)
         backend = backend or make_backend(settings)
         git_token = settings.git_token.get_secret_value() if settings.git_token else None
+        git = GitCache(settings.git_cache_dir, git_token)
         versions = VersionRegistry(
             engine,
             backend,
-            GitCache(settings.git_cache_dir, git_token),
+            git,
             settings.git_cache_dir / "packages",
             settings.compile_timeout_seconds,
             clock,
@@ -141,6 +143,7 @@ class Services:
             settings.worker_poll_seconds,
             settings.kfp_poll_seconds if settings.backend == "kfp" else 1.0,
             clock,
+            heads=BranchHeads(git, versions.current),
         )
         return cls(settings, engine, inbox, rules, backend, versions, models, worker, clock)
 

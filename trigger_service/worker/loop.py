@@ -13,15 +13,21 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from trigger_service.database import write
+from trigger_service.errors import PermanentError, TemporaryError
 from trigger_service.events import Event
 from trigger_service.inbox import ClaimedEvent, Inbox
 from trigger_service.metrics import DEAD_LETTERS, DECISION_SECONDS
 from trigger_service.rules import Match, NoRun, Rules, decide
+from trigger_service.versions.heads import BranchHeads
 from trigger_service.worker import admission
 from trigger_service.worker.decisions import join_or_open, record_no_runs
-from trigger_service.worker.submitting import Submitter
+from trigger_service.worker.submitting import Submitter, backoff
 
 log = logging.getLogger(__name__)
+
+
+def _bug(exc: Exception) -> Exception:
+    return RuntimeError(repr(exc))
 
 
 @dataclass
@@ -49,6 +55,7 @@ class Worker:
         poll_seconds: float,
         run_poll_seconds: float,
         clock: Callable[[], float],
+        heads: BranchHeads | None = None,
     ) -> None:
         self.engine = engine
         self.inbox = inbox
@@ -60,6 +67,7 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.run_poll_seconds = run_poll_seconds
         self.clock = clock
+        self.heads = heads  # git's answers for pushes; None: the payload's hints (tests only)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -86,21 +94,19 @@ class Worker:
         for one prefix costs one decision update, not thousands.
         """
         rules = self.rules()
+        # Pushes ask git (outside the write transaction: it may take a network round trip).
+        verdicts = self._verdicts(claimed, rules)
         now = self.clock()
         scopes: dict[str, list[tuple[Event, Match]]] = {}
         no_runs: list[tuple[Event, str]] = []
         with write(self.engine) as conn:
             decided = []
-            for item in claimed:
-                event = item.event
-                try:
-                    verdict = decide(event, rules)
-                except Exception as exc:
+            for event, verdict in verdicts:
+                if isinstance(verdict, Exception):
                     # A bug or an event the rules cannot handle: park it where a person can
                     # see and replay it, instead of retrying it forever.
-                    self.inbox.dead_letter([event.id], f"could not decide: {exc!r}", conn)
+                    self.inbox.dead_letter([event.id], f"could not decide: {verdict}", conn)
                     DEAD_LETTERS.labels("decide").inc()
-                    log.exception("decision failed", extra={"event_id": event.id})
                     continue
                 if isinstance(verdict, NoRun):
                     no_runs.append((event, verdict.reason))
@@ -118,6 +124,29 @@ class Worker:
         for event in decided:
             DECISION_SECONDS.observe(max(0.0, now - event.received_at.timestamp()))
         return len(claimed)
+
+    def _verdicts(
+        self, claimed: list[ClaimedEvent], rules: Rules
+    ) -> list[tuple[Event, list[Match] | NoRun | Exception]]:
+        """Each event's verdict, or the error to dead-letter it with; an event whose git call
+        failed for a passing reason goes back to the inbox for a later try."""
+        facts_for = self.heads.for_batch() if self.heads is not None else None
+        verdicts: list[tuple[Event, list[Match] | NoRun | Exception]] = []
+        for item in claimed:
+            event = item.event
+            try:
+                verdicts.append((event, decide(event, rules, facts_for)))
+            except TemporaryError as exc:
+                if item.attempts >= self.submitter.max_attempts:
+                    verdicts.append((event, exc))
+                    continue
+                delay = backoff(item.attempts, self.submitter.retry_base, self.submitter.retry_max)
+                self.inbox.retry(event.id, str(exc), delay)
+                log.warning("deciding needs git, will retry: %s", exc, extra={"event_id": event.id})
+            except Exception as exc:
+                log.exception("decision failed", extra={"event_id": event.id})
+                verdicts.append((event, exc if isinstance(exc, PermanentError) else _bug(exc)))
+        return verdicts
 
     def run_until_idle(self, max_ticks: int = 10_000) -> int:
         """Tick until nothing is left to do now (tests and the CLI's one-shot mode)."""
