@@ -113,6 +113,9 @@ class SourceSpec(Spec):
     package_path: Annotated[str, AfterValidator(_package_path)] | None = None
     module: Annotated[str, AfterValidator(_module)] | None = None
     image_template: Annotated[str, AfterValidator(_image_template)] | None = None
+    # `git ls-remote` of each tracked branch this often (0: never), as Argo CD's reconciliation
+    # interval: a push no webhook reported still runs.
+    poll_seconds: Seconds = 300.0
 
     @model_validator(mode="after")
     def _one_way_to_get_the_pipeline(self) -> SourceSpec:

@@ -48,6 +48,16 @@ FORCED: dict[str, str] = {
 }
 
 
+def current_version(engine: Engine, pipeline: str, branch: str) -> str | None:
+    """The branch's current version: the commit of the last run a push (or poll) submitted."""
+    with engine.connect() as conn:
+        return conn.execute(
+            select(current_versions.c.version).where(
+                current_versions.c.pipeline == pipeline, current_versions.c.branch == branch
+            )
+        ).scalar()
+
+
 class NothingToBuild(Exception):
     """The branch head is already built, or older than the current version: no run."""
 
@@ -138,12 +148,7 @@ class VersionRegistry:
         )
 
     def current(self, pipeline: str, branch: str) -> str | None:
-        with self.engine.connect() as conn:
-            return conn.execute(
-                select(current_versions.c.version).where(
-                    current_versions.c.pipeline == pipeline, current_versions.c.branch == branch
-                )
-            ).scalar()
+        return current_version(self.engine, pipeline, branch)
 
     def _named(self, pipeline: PipelineSpec, name: str, event_id: str) -> VersionRef:
         # Checked at the edge already; checked again because stored requests outlive code.
