@@ -22,6 +22,7 @@ from trigger_service.submit.base import Backend
 from trigger_service.tracking.models import ModelLinker
 from trigger_service.versions.git import GitCache
 from trigger_service.versions.heads import BranchHeads
+from trigger_service.versions.poll import BranchPoller
 from trigger_service.versions.registry import VersionRegistry
 from trigger_service.worker.loop import Worker
 from trigger_service.worker.submitting import Submitter
@@ -145,6 +146,8 @@ class Services:
             clock,
             heads=BranchHeads(git, versions.current),
         )
+        # The poll stores events through the inbox and wakes the worker, like a webhook.
+        worker.poller = BranchPoller(git, inbox, rules, versions.current, worker.wakeup)
         return cls(settings, engine, inbox, rules, backend, versions, models, worker, clock)
 
     def worker_wakeup(self) -> None:

@@ -50,19 +50,22 @@ def no_run_reasons(service: GitOpsService) -> list[str]:
     return [d["reason"] for d in service.decisions() if d["outcome"] == "no_run"]
 
 
-def test_out_of_order_and_redelivered_pushes_run_the_head_once(
-    start: Any, repo: GitRepo
-) -> None:
+def test_out_of_order_and_redelivered_pushes_run_the_head_once(start: Any, repo: GitRepo) -> None:
     service = start()
     v2 = repo.commit({"pipeline.yaml": "# v2\n"}, "v2")
     v3 = repo.commit({"pipeline.yaml": "# v3\n"}, "v3")
     v4 = repo.commit({"pipeline.yaml": "# v4\n"}, "v4")
     # Redelivered after an outage, newest first: v4, then its parent v3, then v2.
     delivery = str(uuid.uuid4())
-    assert service.push_github(push_payload(repo, v4, v3, ["pipeline.yaml"]), delivery).status_code == 202
+    assert (
+        service.push_github(push_payload(repo, v4, v3, ["pipeline.yaml"]), delivery).status_code
+        == 202
+    )
     settle(service)
     assert service.push_github(push_payload(repo, v3, v2, ["pipeline.yaml"])).status_code == 202
-    assert service.push_github(push_payload(repo, v2, "0" * 40, ["pipeline.yaml"])).status_code == 202
+    assert (
+        service.push_github(push_payload(repo, v2, "0" * 40, ["pipeline.yaml"])).status_code == 202
+    )
     settle(service)
     again = service.push_github(push_payload(repo, v4, v3, ["pipeline.yaml"]), delivery)
     assert again.status_code == 200 and again.json()["duplicate"] is True
@@ -87,7 +90,9 @@ def test_out_of_order_pushes_inside_a_debounce_window_make_one_run_at_the_head(
     v3 = repo.commit({"pipeline/train.py": "print(3)\n"}, "v3")
     v4 = repo.commit({"README.md": "docs only\n"}, "v4")  # the head touches no watched path
     for after, before in ((v4, v3), (v3, v2), (v2, "0" * 40)):
-        assert service.push_github(push_payload(repo, after, before, ["README.md"])).status_code == 202
+        assert (
+            service.push_github(push_payload(repo, after, before, ["README.md"])).status_code == 202
+        )
     settle(service)
     decision = [d for d in service.decisions() if d["outcome"] == "run"][-1]
     assert decision["event_count"] == 3
@@ -131,7 +136,7 @@ def test_force_pushes_move_the_current_version_and_say_so(start: Any, repo: GitR
     settle(service)
     assert versions_run(service) == [v3, root]
     assert service.current_version() == root
-    decision = [d for d in service.decisions() if d["version"] == root][0]
+    decision = next(d for d in service.decisions() if d["version"] == root)
     assert "no common ancestor" in decision["reason"] and "force push" in decision["reason"]
 
 
@@ -195,12 +200,8 @@ def test_a_payload_listing_watched_paths_that_git_did_not_change_runs_nothing(
 def test_a_failed_fetch_keeps_gits_message(tmp_path: Path, start: Any, repo: GitRepo) -> None:
     service = start()
     head = repo.commit({"pipeline.yaml": "# v2\n"}, "v2")
-    (tmp_path / "svc" / "rules.yaml").write_text(
-        gitops_rules((tmp_path / "gone").as_uri())
-    )
-    service.wait_for(
-        lambda: service.client.get("/pipelines").status_code == 200, "rules reloaded"
-    )
+    (tmp_path / "svc" / "rules.yaml").write_text(gitops_rules((tmp_path / "gone").as_uri()))
+    service.wait_for(lambda: service.client.get("/pipelines").status_code == 200, "rules reloaded")
     answer = service.push_github(push_payload(repo, head, "0" * 40))
     (event_id,) = answer.json()["accepted"]
     event = service.wait_for(

@@ -18,8 +18,10 @@ from pydantic import (
     model_validator,
 )
 
+from trigger_service.errors import RejectedInput
 from trigger_service.events import EventKind
 from trigger_service.rules.templates import TemplateError, check_image_template, render_image
+from trigger_service.versions.refs import branch_name
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _MODULE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
@@ -107,9 +109,16 @@ class PolicySpec(Spec):
     batch_by: BatchBy | None = None
 
 
+def _branch(value: str) -> str:
+    try:
+        return branch_name(value, "branch")
+    except RejectedInput as error:
+        raise ValueError(str(error).removeprefix("branch: ")) from None
+
+
 class SourceSpec(Spec):
     repository: Annotated[str, AfterValidator(_repository)]
-    branch: Text = "main"
+    branch: Annotated[str, AfterValidator(_branch)] = "main"
     package_path: Annotated[str, AfterValidator(_package_path)] | None = None
     module: Annotated[str, AfterValidator(_module)] | None = None
     image_template: Annotated[str, AfterValidator(_image_template)] | None = None

@@ -19,6 +19,7 @@ from trigger_service.inbox import ClaimedEvent, Inbox
 from trigger_service.metrics import DEAD_LETTERS, DECISION_SECONDS
 from trigger_service.rules import Match, NoRun, Rules, decide
 from trigger_service.versions.heads import BranchHeads
+from trigger_service.versions.poll import BranchPoller
 from trigger_service.worker import admission
 from trigger_service.worker.decisions import join_or_open, record_no_runs
 from trigger_service.worker.submitting import Submitter, backoff
@@ -56,6 +57,7 @@ class Worker:
         run_poll_seconds: float,
         clock: Callable[[], float],
         heads: BranchHeads | None = None,
+        poller: BranchPoller | None = None,
     ) -> None:
         self.engine = engine
         self.inbox = inbox
@@ -68,6 +70,7 @@ class Worker:
         self.run_poll_seconds = run_poll_seconds
         self.clock = clock
         self.heads = heads  # git's answers for pushes; None: the payload's hints (tests only)
+        self.poller = poller  # polls tracked branches in its own thread while this one runs
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -161,8 +164,12 @@ class Worker:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="worker", daemon=True)
         self._thread.start()
+        if self.poller is not None:
+            self.poller.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        if self.poller is not None:
+            self.poller.stop(timeout)
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
