@@ -242,8 +242,8 @@ def measure_poll(tmp: Path, layout: str) -> list[str]:
                 branches = [f"b{b:03d}" for b in range(count)] if len(repos) == 1 else ["main"]
                 for name in branches:
                     git(repo.path, "commit", "-q", "--allow-empty", "-m", f"move {r} {name}")
-                    # every branch moves to its own new commit
-                    git(repo.path, "branch", "-f", name, "HEAD") if name != "main" else None
+                    if name != "main":  # every branch moves to its own new commit
+                        git(repo.path, "branch", "-f", name, "HEAD")
         clock[0] += 61
         started, cpu0 = time.perf_counter(), cpu()
         stored = poller.poll_due()
@@ -265,7 +265,8 @@ def part_poll(tmp: Path) -> None:
 
 
 def main() -> None:
-    print(f"code: {ARGS.code}; git {subprocess.run(['git', '--version'], capture_output=True, text=True).stdout.split()[-1]}; {os.cpu_count()} CPUs")
+    version = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout
+    print(f"code: {ARGS.code}; {version.strip()}; {os.cpu_count()} CPUs; load {loadavg()}")
     with tempfile.TemporaryDirectory(prefix="push-bench-") as tmp:
         if ARGS.part in ("push", "all"):
             part_push(Path(tmp))
