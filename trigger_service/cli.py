@@ -131,6 +131,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from trigger_service.explain import explain, parse_payload
     from trigger_service.rules import RulesError, load_rules
     from trigger_service.settings import Settings
+    from trigger_service.versions.git import GitCache
+    from trigger_service.versions.heads import BranchHeads
+    from trigger_service.versions.registry import current_version
 
     settings = Settings(**({"rules_path": args.rules} if args.rules else {}))
     if _rules_missing(settings.rules_path):
@@ -149,7 +152,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
         events = parse_payload(args.source, headers, body)
         engine = make_engine(settings.database_url)
         create_schema(engine)
-        answers = explain(events, load_rules(settings.rules_path), engine, time.time())
+        token = settings.git_token.get_secret_value() if settings.git_token else None
+        git = GitCache(settings.git_cache_dir, token)
+        heads = BranchHeads(git, lambda p, b: current_version(engine, p, b))
+        rules = load_rules(settings.rules_path)
+        answers = explain(events, rules, engine, time.time(), heads.for_batch())
     except (TriggerError, RulesError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

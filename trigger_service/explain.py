@@ -12,10 +12,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from trigger_service.errors import RejectedInput
-from trigger_service.events import Event, utcnow
+from trigger_service.errors import PermanentError, RejectedInput, TemporaryError
+from trigger_service.events import CodeSubject, Event, utcnow
 from trigger_service.pauses import paused, without_paused
-from trigger_service.rules import NoRun, Rules, decide
+from trigger_service.rules import BranchFacts, FactsFor, NoRun, PipelineSpec, Rules, decide
 from trigger_service.sources import SOURCES, truncated_groups
 from trigger_service.worker.admission import verdict_for
 
@@ -27,12 +27,32 @@ def parse_payload(source: str, headers: Mapping[str, str], body: bytes) -> list[
     return SOURCES[source].parse(lowered, body, utcnow())
 
 
-def explain(events: list[Event], rules: Rules, engine: Engine, now: float) -> list[dict[str, Any]]:
+def _recording(facts_for: FactsFor, asked: dict[str, BranchFacts]) -> FactsFor:
+    """`facts_for`, noting each answer by pipeline name for the explanation."""
+
+    def recording(pipeline: PipelineSpec, branch: str) -> BranchFacts:
+        asked[pipeline.name] = facts_for(pipeline, branch)
+        return asked[pipeline.name]
+
+    return recording
+
+
+def explain(
+    events: list[Event],
+    rules: Rules,
+    engine: Engine,
+    now: float,
+    facts_for: FactsFor | None = None,
+) -> list[dict[str, Any]]:
+    """One answer per event. For a push, `facts_for` (versions.heads) asks git, and the answer
+    shows what git said: the head, the diff base, the changed paths used, and why; the payload's
+    own file list is shown beside it as `payload_hint`. A git failure is part of the answer."""
     answers = []
     with engine.connect() as conn:
         held = paused(conn)
     for event in events:
-        verdict = decide(event, rules)
+        asked: dict[str, BranchFacts] = {}
+        recording = _recording(facts_for, asked) if facts_for is not None else None
         answer: dict[str, Any] = {"event": event.to_dict()}
         cut = truncated_groups([event])
         if cut:
@@ -41,6 +61,20 @@ def explain(events: list[Event], rules: Rules, engine: Engine, now: float) -> li
                 "they are not in this delivery and nothing decides them"
                 for group, count in cut.items()
             ]
+        if isinstance(event.subject, CodeSubject):
+            hint = event.subject.changed_paths
+            answer["payload_hint"] = {
+                "after": event.subject.after,
+                "changed_paths": None if hint is None else list(hint[:200]),
+            }
+        try:
+            verdict = decide(event, rules, recording)
+        except (TemporaryError, PermanentError) as exc:
+            answer.update(run=None, reason=f"git could not answer: {exc}")
+            answers.append(answer)
+            continue
+        if asked:
+            answer["git"] = {name: facts.to_dict() for name, facts in asked.items()}
         held_back = without_paused(verdict, held)
         if isinstance(verdict, NoRun):
             answer.update(run=False, reason=verdict.reason)
@@ -59,6 +93,9 @@ def explain(events: list[Event], rules: Rules, engine: Engine, now: float) -> li
                         "policy": asdict(match.policy),
                         "batch_key": match.batch_key,
                         "paused": match.trigger in held,
+                        "git": asked[match.pipeline.name].to_dict()
+                        if match.pipeline.name in asked
+                        else None,
                         "policy_now": {
                             "verdict": type(policy_now).__name__.lower(),
                             "reason": getattr(policy_now, "reason", "would run now"),

@@ -27,6 +27,8 @@ from trigger_service.submit.base import Backend
 from trigger_service.tracking.models import ModelLinker
 from trigger_service.versions.compiling import make_compiler
 from trigger_service.versions.git import GitCache
+from trigger_service.versions.heads import BranchHeads
+from trigger_service.versions.poll import BranchPoller
 from trigger_service.versions.registry import VersionRegistry
 from trigger_service.worker.loop import Worker
 from trigger_service.worker.submitting import Submitter
@@ -155,10 +157,11 @@ class Services:
         rules = RulesHolder(settings.rules_path)
         backend = backend or make_backend(settings)
         git_token = settings.git_token.get_secret_value() if settings.git_token else None
+        git = GitCache(settings.git_cache_dir, git_token)
         versions = VersionRegistry(
             engine,
             backend,
-            GitCache(settings.git_cache_dir, git_token),
+            git,
             settings.git_cache_dir / "packages",
             settings.compile_timeout_seconds,
             clock,
@@ -196,7 +199,10 @@ class Services:
             settings.worker_poll_seconds,
             settings.kfp_poll_seconds if settings.backend == "kfp" else 1.0,
             clock,
+            heads=BranchHeads(git, versions.current),
         )
+        # The poll stores events through the inbox and wakes the worker, like a webhook.
+        worker.poller = BranchPoller(git, inbox, rules, versions.current, worker.wakeup)
         reconciler = make_reconciler(settings, engine, rules, worker.wakeup, clock)
         worker.companions.append(reconciler)
         return cls(

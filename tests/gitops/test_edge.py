@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from tests.gitops.rules import gitops_rules
 from tests.support.gitops import GitOpsService, push_payload
-from tests.support.repo import GitRepo, rules_text
+from tests.support.repo import GitRepo
 
 CASES = Path("/work/shared/cases")
 OPTION = "--upload-pack=touch /tmp/upload-pack-ran;#"
@@ -22,7 +23,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitOpsService]
     tmp = tmp_path_factory.mktemp("edge")
     repo = GitRepo(tmp / "repo")
     repo.commit({"pipeline.yaml": "# v1\n"}, "init")
-    running = GitOpsService.start(tmp, rules_text(repo.url))
+    running = GitOpsService.start(tmp, gitops_rules(repo.url, poll_seconds=0))
     running.repo = repo  # type: ignore[attr-defined]
     yield running
     running.stop()

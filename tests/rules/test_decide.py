@@ -115,9 +115,10 @@ def only(event: Event, text: str = RULES) -> Match:
     return decision[0]
 
 
-def test_code_match_runs_the_pushed_commit_with_merged_policy() -> None:
+def test_code_match_runs_the_branch_head_with_merged_policy() -> None:
     match = only(push("release/2", ("pipeline/a.py", "pipeline/b.py", "train.py", "x.md")))
-    assert match.version_request == VersionRequest("commit", commit=SHA, branch="release/2")
+    # Without git's facts the payload's commit is only the hint: git gives the head at fire time.
+    assert match.version_request == VersionRequest("head", commit=SHA, branch="release/2")
     assert match.reason == "push to release/2 touching pipeline/a.py (+2 more) at 1a2b3c4"
     assert match.params["trigger_reason"] == f"push {SHA}"
     assert match.params["epochs"] == 5  # defaults stay
@@ -154,11 +155,11 @@ def test_drift_match_coerces_rendered_params_to_the_defaults_type() -> None:
     assert match.version_request == VersionRequest("current", branch="main")
 
 
-def test_pinned_pipeline_runs_its_pinned_version_for_drift_but_the_commit_for_a_push() -> None:
+def test_pinned_pipeline_runs_its_pinned_version_for_drift_but_the_head_for_a_push() -> None:
     assert only(alert("firing", alertname="PinnedDrift")).version_request == VersionRequest(
         "pinned", name="v7"
     )
-    assert only(push("prod")).version_request.kind == "commit"
+    assert only(push("prod")).version_request.kind == "head"
 
 
 def test_manual_request_params_override_and_version_is_named() -> None:

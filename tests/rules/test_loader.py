@@ -277,7 +277,7 @@ def test_the_example_loads_and_decides() -> None:
     assert songs.source.module == "pipeline" and songs.source.repository.startswith("file://")
 
     code = decide(push("main", ("pipeline/steps/train.py",)), rules)
-    assert isinstance(code, list) and code[0].version_request.kind == "commit"
+    assert isinstance(code, list) and code[0].version_request.kind == "head"
     assert code[0].policy.debounce_seconds == 30 and code[0].policy.cooldown_seconds == 60
     assert isinstance(decide(push("main", ("README.md",)), rules), NoRun)
 

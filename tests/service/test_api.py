@@ -177,9 +177,9 @@ def test_explain_changes_nothing(client: TestClient, services: Services) -> None
     response = client.post("/explain", json=body, headers={"Authorization": "Bearer manual-token"})
     assert response.status_code == 200, response.text
     (answer,) = response.json()["explanations"]
-    assert (answer["run"] is False and "docs/x.md" in answer["reason"]) or "path" in answer[
-        "reason"
-    ]
+    # Git decides, not the payload's docs-only list: nothing is built yet, every path counts.
+    assert answer["run"] is True and answer["payload_hint"]["changed_paths"] == ["docs/x.md"]
+    assert "first build of main" in answer["matches"][0]["git"]["why"]
     assert services.inbox.depth()["pending"] == 0
     assert client.post("/explain", json=body).status_code == 401
 

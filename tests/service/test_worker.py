@@ -186,7 +186,7 @@ def test_gitops_versions_follow_pushes_and_pins(
     services = build(rules=pinned)
     services.inbox.store([push_event(clock, repo, v3, ["pipeline.yaml"])])
     settle(services, clock, 1)
-    assert backend.runs["ext-3"].version.version == v3, "a push still runs its own commit"
+    assert backend.runs["ext-3"].version.version == v3, "a push still runs the branch head"
     backend.finish_all()
     services.inbox.store([data_event(clock, "songs/newer.csv")])
     settle(services, clock)
@@ -304,3 +304,15 @@ def test_a_published_version_is_linked_and_rolled_out(
     backend.finish_all()
     settle(services, clock, 2)
     assert rollout.calls == [("songs", 3)]
+
+
+def test_a_push_naming_an_old_commit_runs_the_branch_head(
+    build: Build, clock: FakeClock, backend: ScriptedBackend, repo: GitRepo
+) -> None:
+    services = build()
+    old = repo.commit({"pipeline.yaml": "# compiled pipeline v2\n"}, "v2")
+    head = repo.commit({"pipeline.yaml": "# compiled pipeline v3\n"}, "v3")
+    services.inbox.store([push_event(clock, repo, old, ["pipeline.yaml"])])
+    settle(services, clock, 1)
+    assert backend.runs["ext-1"].version.version == head, "git decides, not the payload"
+    assert services.versions.current("songs", "main") == head

@@ -48,7 +48,13 @@ async def explain_route(
         events = parse_payload(request.source, request.headers, raw)
     else:
         raise RejectedInput("give either event_id, or source with payload (or body)")
+    heads = services.worker.heads
     answers = await run_in_threadpool(
-        explain, events, services.rules(), services.engine, services.clock()
+        explain,
+        events,
+        services.rules(),
+        services.engine,
+        services.clock(),
+        heads.for_batch() if heads is not None else None,
     )
     return {"explanations": answers, "changed_nothing": True}

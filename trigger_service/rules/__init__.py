@@ -6,7 +6,8 @@ Nothing here reads the clock, the network or the store; the worker passes time i
     load_rules(path) -> Rules                 the rules file, validated; raises RulesError
     parse_rules(text, filename) -> Rules      the same from text
     check_rules(path) -> list[str]            "FILE:LINE: field.path: message" per problem
-    decide(event, rules) -> list[Match] | NoRun
+    decide(event, rules, facts_for=None) -> list[Match] | NoRun
+                                              facts_for: what git says about a pushed branch
     policy.admit(policy, now, ...) -> Go | Queue | Suppress;  policy.due_at(...)
 
 Modules: model (schema), loader (YAML + line numbers), checks (cross-file checks), templates
@@ -14,6 +15,7 @@ Modules: model (schema), loader (YAML + line numbers), checks (cross-file checks
 The rules-file vocabulary is documented by example in examples/rules.yaml.
 """
 
+from trigger_service.rules.branch_facts import BranchFacts, FactsFor
 from trigger_service.rules.decide import Match, NoRun, VersionRequest, batch_key, decide
 from trigger_service.rules.loader import RulesError, check_rules, load_rules, parse_rules
 from trigger_service.rules.model import (
@@ -31,9 +33,11 @@ from trigger_service.rules.policy import Admit, Go, Policy, Queue, Suppress, adm
 
 __all__ = [
     "Admit",
+    "BranchFacts",
     "CodeTrigger",
     "DataTrigger",
     "DriftTrigger",
+    "FactsFor",
     "Go",
     "ManualTrigger",
     "Match",

@@ -19,6 +19,7 @@ from trigger_service.events import (
     EventKind,
     ManualSubject,
 )
+from trigger_service.rules.branch_facts import FactsFor
 from trigger_service.rules.match import CHECKS, PASSED_ALL, refuse_push
 from trigger_service.rules.model import ManualTrigger, PipelineSpec, Rules, Trigger
 from trigger_service.rules.policy import Policy, merge_policy
@@ -29,9 +30,12 @@ MAX_EXPLAINED = 3  # triggers named in a NoRun reason
 
 @dataclass(frozen=True)
 class VersionRequest:
-    """commit: the push's commit; current: the branch head; pinned/named: a version by name."""
+    """head: a push; the branch head, asked of git again when the run fires (`commit` is the
+    head git gave when the push was decided, shown in explanations; "commit" is the same kind
+    as stored by older versions). current: the branch's current version (data, drift).
+    pinned/named: a version by name (the rules file's pin, a manual trigger's `version`)."""
 
-    kind: Literal["commit", "current", "pinned", "named"]
+    kind: Literal["head", "commit", "current", "pinned", "named"]
     commit: str | None = None
     branch: str | None = None
     name: str | None = None
@@ -54,7 +58,10 @@ class Match:
     event_id: str
 
 
-def decide(event: Event, rules: Rules) -> list[Match] | NoRun:
+def decide(event: Event, rules: Rules, facts_for: FactsFor | None = None) -> list[Match] | NoRun:
+    """`facts_for` answers what git says about a (pipeline, branch) for pushes (see
+    rules.branch_facts); it is only called once a trigger's repository and branch filters
+    accept the push, and its errors propagate to the caller."""
     triggers = rules.triggers_for(event.kind)
     if not triggers:
         return NoRun(f"no trigger for kind {event.kind.value}")
@@ -62,30 +69,34 @@ def decide(event: Event, rules: Rules) -> list[Match] | NoRun:
         return _decide_manual(event, rules, triggers)
     if isinstance(event.subject, CodeSubject) and (refusal := refuse_push(event.subject)):
         return NoRun(refusal)
-    return _decide_filtered(event, rules, triggers)
+    return _decide_filtered(event, rules, triggers, facts_for)
 
 
 def _decide_filtered(
-    event: Event, rules: Rules, triggers: Sequence[Trigger]
+    event: Event, rules: Rules, triggers: Sequence[Trigger], facts_for: FactsFor | None
 ) -> list[Match] | NoRun:
     check = CHECKS[event.kind]
     matches: list[Match] = []
-    misses: list[tuple[int, str, str]] = []  # (filters passed, trigger, why not)
+    misses: list[tuple[int, str, str, bool]] = []  # (filters passed, trigger, why not, final)
     for trigger in triggers:
         assert not isinstance(trigger, ManualTrigger)
         pipeline = _pipeline(rules, trigger.pipeline)
         if any(m.pipeline.name == pipeline.name for m in matches):
             continue
-        verdict = check(trigger, event.subject, pipeline)
+        if event.kind is EventKind.CODE:
+            verdict = check(trigger, event.subject, pipeline, facts_for)
+        else:
+            verdict = check(trigger, event.subject, pipeline)
         if not verdict.ok:
-            misses.append((verdict.passed, trigger.name, verdict.text))
+            misses.append((verdict.passed, trigger.name, verdict.text, verdict.nothing_new))
             continue
         try:
             params = render_params(trigger.params, pipeline.defaults, event)
         except RenderError as error:
-            misses.append((PASSED_ALL, trigger.name, str(error)))
+            misses.append((PASSED_ALL, trigger.name, str(error), False))
             continue
-        version = _commit(event.subject) or _default_version(pipeline)
+        head = verdict.facts.head if verdict.facts is not None else None
+        version = _push_version(event.subject, head) or _default_version(pipeline)
         matches.append(_match(event, rules, trigger, pipeline, params, version, verdict.text))
     return matches or NoRun(_explain(misses))
 
@@ -151,9 +162,9 @@ def _pipeline(rules: Rules, name: str) -> PipelineSpec:
     return pipeline
 
 
-def _commit(subject: object) -> VersionRequest | None:
+def _push_version(subject: object, head: str | None) -> VersionRequest | None:
     if isinstance(subject, CodeSubject):
-        return VersionRequest("commit", commit=subject.after, branch=subject.branch)
+        return VersionRequest("head", commit=head or subject.after, branch=subject.branch)
     return None
 
 
@@ -181,12 +192,13 @@ def batch_key(pipeline: str, trigger: str, policy: Policy, event: Event) -> str:
     return f"{pipeline}/{trigger}" + (f"/{part}" if part else "")
 
 
-def _explain(misses: list[tuple[int, str, str]]) -> str:
-    reasons = {why for _, _, why in misses}
+def _explain(misses: list[tuple[int, str, str, bool]]) -> str:
+    reasons = {why for _, _, why, _ in misses}
     if len(reasons) == 1:
-        return f"no trigger matched: {reasons.pop()}"
+        final = all(nothing_new for *_, nothing_new in misses)
+        return f"{'no run' if final else 'no trigger matched'}: {reasons.pop()}"
     closest = sorted(misses, key=lambda miss: -miss[0])
-    shown = [f"{name}: {why}" for _, name, why in closest[:MAX_EXPLAINED]]
+    shown = [f"{name}: {why}" for _, name, why, _ in closest[:MAX_EXPLAINED]]
     if len(closest) > MAX_EXPLAINED:
         shown.append(f"+{len(closest) - MAX_EXPLAINED} more")
     return "no trigger matched: " + "; ".join(shown)

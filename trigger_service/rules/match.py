@@ -12,9 +12,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 from trigger_service.events import CodeSubject, DataSubject, DriftSubject, EventKind
+from trigger_service.rules.branch_facts import BranchFacts, FactsFor
 from trigger_service.rules.globs import match_any
 from trigger_service.rules.model import CodeTrigger, DataTrigger, DriftTrigger, PipelineSpec
 
@@ -26,6 +26,8 @@ class Verdict:
     ok: bool
     text: str  # ok: why it runs; else: the filter that refused
     passed: int = 0
+    nothing_new: bool = False  # every filter passed, but git says the head is already built
+    facts: BranchFacts | None = None  # what git said, for a push
 
 
 def run(text: str) -> Verdict:
@@ -47,21 +49,46 @@ def refuse_push(subject: CodeSubject) -> str | None:
     return None
 
 
-def check_code(trigger: CodeTrigger, subject: CodeSubject, pipeline: PipelineSpec) -> Verdict:
+def check_code(
+    trigger: CodeTrigger,
+    subject: CodeSubject,
+    pipeline: PipelineSpec,
+    facts_for: FactsFor | None = None,
+) -> Verdict:
+    """With `facts_for`, git decides: the head, and the changed paths since the branch's
+    current version; the payload's file lists are only a hint. Without it (rules alone, as in
+    `check-rules` tests), the payload's lists are used."""
     if trigger.repository is not None and not _same_repository(trigger.repository, subject):
         return refuse(0, f"repository {subject.repository_name} is not {trigger.repository}")
     branch = subject.branch or ""
     branches = trigger.branches or (pipeline.source.branch,)
     if not match_any(branches, branch):
         return refuse(1, f"branch {branch} not in [{', '.join(branches)}]")
-    at = f"at {subject.after[:7]}"
-    if subject.changed_paths is None:
-        return run(f"push to {branch} {at} (changed files unknown)")
-    touched = list(subject.changed_paths)
+    if facts_for is None:
+        verdict = _check_paths(trigger, branch, subject.after, subject.changed_paths, None)
+        return verdict
+    facts = facts_for(pipeline, branch)
+    if facts.nothing_new:
+        return Verdict(False, facts.nothing_new, PASSED_ALL, nothing_new=True, facts=facts)
+    verdict = _check_paths(trigger, branch, facts.head, facts.changed_paths, facts.why_all_paths)
+    return Verdict(verdict.ok, f"{verdict.text}; {facts.summary}", verdict.passed, facts=facts)
+
+
+def _check_paths(
+    trigger: CodeTrigger,
+    branch: str,
+    head: str,
+    changed: tuple[str, ...] | None,
+    all_changed: str | None,
+) -> Verdict:
+    at = f"at {head[:7]}"
+    if changed is None:
+        return run(f"push to {branch} {at}" + ("" if all_changed else " (changed files unknown)"))
+    touched = list(changed)
     if trigger.paths is not None:
         touched = [path for path in touched if match_any(trigger.paths, path)]
         if not touched:
-            count = _plural(len(subject.changed_paths), "changed file")
+            count = _plural(len(changed), "changed file")
             return refuse(2, f"no path matched [{', '.join(trigger.paths)}] in {count}")
     if not touched:
         return run(f"push to {branch} {at}")
@@ -144,7 +171,7 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-Check = Callable[[Any, Any, PipelineSpec], Verdict]
+Check = Callable[..., Verdict]
 CHECKS: dict[EventKind, Check] = {
     EventKind.CODE: check_code,
     EventKind.DATA: check_data,

@@ -18,8 +18,10 @@ from pydantic import (
     model_validator,
 )
 
+from trigger_service.errors import RejectedInput
 from trigger_service.events import EventKind
 from trigger_service.rules.templates import TemplateError, check_image_template, render_image
+from trigger_service.versions.refs import branch_name
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _MODULE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
@@ -117,12 +119,22 @@ class PolicySpec(Spec):
     batch_by: BatchBy | None = None
 
 
+def _branch(value: str) -> str:
+    try:
+        return branch_name(value, "branch")
+    except RejectedInput as error:
+        raise ValueError(str(error).removeprefix("branch: ")) from None
+
+
 class SourceSpec(Spec):
     repository: Annotated[str, AfterValidator(_repository)]
-    branch: Text = "main"
+    branch: Annotated[str, AfterValidator(_branch)] = "main"
     package_path: Annotated[str, AfterValidator(_package_path)] | None = None
     module: Annotated[str, AfterValidator(_module)] | None = None
     image_template: Annotated[str, AfterValidator(_image_template)] | None = None
+    # `git ls-remote` of each tracked branch this often (0: never), as Argo CD's reconciliation
+    # interval: a push no webhook reported still runs.
+    poll_seconds: Seconds = 300.0
 
     @model_validator(mode="after")
     def _one_way_to_get_the_pipeline(self) -> SourceSpec:

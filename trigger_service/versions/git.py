@@ -119,6 +119,18 @@ class GitCache:
                 return commit_id(sha, f"ls-remote {ref}")
         raise PermanentError(f"branch {branch} not found in {url}")
 
+    def remote_heads(self, url: str, branches: list[str]) -> dict[str, str]:
+        """Where each of `branches` points on the remote now: one `git ls-remote` for all of
+        them (a branch missing from the answer is absent from the result)."""
+        refs = {f"refs/heads/{branch_name(b, 'branch')}": b for b in branches}
+        out = self._git(url, "ls-remote", "--end-of-options", url, *refs)
+        heads = {}
+        for line in out.splitlines():
+            sha, _, name = line.partition("\t")
+            if name in refs:
+                heads[refs[name]] = commit_id(sha, f"ls-remote {name}")
+        return heads
+
     def fetch_branch(self, url: str, branch: str) -> str:
         """Fetch the branch ref (its whole history) into the cache; the head it fetched.
 

@@ -1,6 +1,8 @@
 """Resolving a decision's version request to a registered pipeline version.
 
-    commit  a push: obtain the pipeline at that commit, register it, make it the branch's current
+    head    a push (or a poll): ask git for the branch head now (the run fires at it), refuse
+            one already built or older than the branch's current version (NothingToBuild),
+            register it; it becomes the branch's current version once the run is submitted
     current data/drift: the branch's current version (bootstrapped from the branch head)
     pinned  the rules file names the version
     named   a manual trigger names it: a registered version, a full commit id, a short one
@@ -17,10 +19,11 @@ import re
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from trigger_service.database import current_versions, pipeline_versions, write
@@ -33,6 +36,40 @@ from trigger_service.versions.refs import branch_name, inside, is_short_id, vers
 from trigger_service.versions.sandbox import Limits, ProcessSandbox
 
 FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+SHORT = 12
+# A force push moves the current version; the decision says so.
+FORCED: dict[str, str] = {
+    "diverged": "force push: the current version moves from {current} to {head}, which does "
+    "not descend from it",
+    "unrelated": "force push: the current version moves from {current} to {head}, which shares "
+    "no history with it",
+    "missing": "force push: the current version {current} is no longer in the repository; it "
+    "moves to {head}",
+}
+
+
+def current_version(engine: Engine, pipeline: str, branch: str) -> str | None:
+    """The branch's current version: the commit of the last run a push (or poll) submitted."""
+    with engine.connect() as conn:
+        return conn.execute(
+            select(current_versions.c.version).where(
+                current_versions.c.pipeline == pipeline, current_versions.c.branch == branch
+            )
+        ).scalar()
+
+
+class NothingToBuild(Exception):
+    """The branch head is already built, or older than the current version: no run."""
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A registered version, what to say about it, and the branch it becomes current for once
+    its run is submitted (None: it does not move any branch)."""
+
+    ref: VersionRef
+    note: str | None = None
+    current_for: str | None = None
 
 
 class VersionRegistry:
@@ -56,31 +93,66 @@ class VersionRegistry:
             ProcessSandbox(Limits(wall_seconds=compile_timeout))
         )
 
-    def resolve(self, pipeline: PipelineSpec, request: VersionRequest, event_id: str) -> VersionRef:
+    def resolve(self, pipeline: PipelineSpec, request: VersionRequest, event_id: str) -> Resolved:
+        """The version a decision runs. Raises NothingToBuild, PermanentError, TemporaryError."""
         branch = request.branch or pipeline.source.branch
-        if request.kind == "commit":
-            assert request.commit is not None
-            return self.register_commit(
-                pipeline, request.commit, branch, f"push to {branch}", event_id, make_current=True
-            )
+        if request.kind in ("head", "commit"):
+            return self._head(pipeline, branch, event_id)
         if request.kind in ("pinned", "named"):
             assert request.name is not None
-            return self._named(pipeline, request.name, event_id)
+            return Resolved(self._named(pipeline, request.name, event_id))
         current = self.current(pipeline.name, branch)
         if current is not None:
-            return self._ref(pipeline, current)
-        head = self.git.resolve_branch(pipeline.source.repository, branch)
-        return self.register_commit(
-            pipeline, head, branch, f"head of {branch} (no current version yet)", event_id, True
+            return Resolved(self._ref(pipeline, current))
+        head = self.git.fetch_branch(pipeline.source.repository, branch)
+        reason = f"head of {branch} (no current version yet)"
+        return Resolved(self.register_commit(pipeline, head, branch, reason, event_id, True))
+
+    def resume(self, pipeline: PipelineSpec, request: VersionRequest, version: str) -> Resolved:
+        """The version an earlier attempt of the same decision already chose (and may have run)."""
+        moves = request.kind in ("head", "commit")
+        return Resolved(
+            self._ref(pipeline, version),
+            current_for=(request.branch or pipeline.source.branch) if moves else None,
+        )
+
+    def _head(self, pipeline: PipelineSpec, branch: str, event_id: str) -> Resolved:
+        url = pipeline.source.repository
+        head = self.git.fetch_branch(url, branch)
+        current = self.current(pipeline.name, branch)
+        relation = self.git.relation(url, current, head)
+        if relation == "same":
+            raise NothingToBuild(f"already built at {head[:SHORT]}")
+        if relation == "older":
+            assert current is not None
+            raise NothingToBuild(
+                f"the head of {branch}, {head[:SHORT]}, is older than the current version "
+                f"{current[:SHORT]}"
+            )
+        note = FORCED.get(relation, "").format(current=(current or "")[:SHORT], head=head[:SHORT])
+        reason = note or f"head of {branch}"
+        ref = self.register_commit(pipeline, head, branch, reason, event_id, make_current=False)
+        return Resolved(ref, note or None, current_for=branch)
+
+    def set_current(
+        self, conn: Connection, pipeline: str, branch: str, version: str, event_id: str, reason: str
+    ) -> None:
+        """Record `version` as the branch's current one, in the caller's transaction."""
+        dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
+        values = {
+            "version": version,
+            "updated_at": self.clock(),
+            "event_id": event_id,
+            "reason": reason,
+        }
+        conn.execute(
+            dialect.insert(current_versions)
+            .values(pipeline=pipeline, branch=branch, **values)
+            .on_conflict_do_update(index_elements=["pipeline", "branch"], set_=values)
         )
 
     def current(self, pipeline: str, branch: str) -> str | None:
-        with self.engine.connect() as conn:
-            return conn.execute(
-                select(current_versions.c.version).where(
-                    current_versions.c.pipeline == pipeline, current_versions.c.branch == branch
-                )
-            ).scalar()
+        return current_version(self.engine, pipeline, branch)
 
     def _named(self, pipeline: PipelineSpec, name: str, event_id: str) -> VersionRef:
         # Checked at the edge already; checked again because stored requests outlive code.
@@ -102,6 +174,10 @@ class VersionRegistry:
             return self.register_commit(pipeline, commit, None, f"named {name}", event_id, False)
         head = self.git.fetch_branch(url, branch_name(name, "version"))
         return self.register_commit(pipeline, head, name, f"head of {name}", event_id, False)
+
+    def ref(self, pipeline: PipelineSpec, version: str) -> VersionRef:
+        """A version registered earlier."""
+        return self._ref(pipeline, version)
 
     def _ref(self, pipeline: PipelineSpec, version: str) -> VersionRef:
         with self.engine.connect() as conn:
@@ -158,17 +234,7 @@ class VersionRegistry:
                 .on_conflict_do_nothing()
             )
             if make_current and branch is not None:
-                values = {
-                    "version": commit,
-                    "updated_at": now,
-                    "event_id": event_id,
-                    "reason": reason,
-                }
-                conn.execute(
-                    dialect.insert(current_versions)
-                    .values(pipeline=pipeline.name, branch=branch, **values)
-                    .on_conflict_do_update(index_elements=["pipeline", "branch"], set_=values)
-                )
+                self.set_current(conn, pipeline.name, branch, commit, event_id, reason)
         return ref
 
     def package_for(self, pipeline: PipelineSpec, commit: str) -> Path:

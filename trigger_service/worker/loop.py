@@ -14,20 +14,30 @@ from typing import Any
 from sqlalchemy import Engine
 
 from trigger_service.database import write
-from trigger_service.errors import TemporaryError
+from trigger_service.errors import PermanentError, TemporaryError
 from trigger_service.events import Event
 from trigger_service.inbox import ClaimedEvent, Inbox
 from trigger_service.metrics import DEAD_LETTERS, DECISION_SECONDS, WORKER_ALIVE
 from trigger_service.pauses import paused, without_paused
 from trigger_service.rules import Match, NoRun, Rules, decide
 from trigger_service.store_errors import classify
+from trigger_service.versions.heads import BranchHeads
+from trigger_service.versions.poll import BranchPoller
 from trigger_service.worker import admission
 from trigger_service.worker.decisions import join_or_open, record_no_runs
-from trigger_service.worker.submitting import Submitter
+from trigger_service.worker.submitting import Submitter, backoff
 
 log = logging.getLogger(__name__)
 # An event whose decision cannot be recorded because the store failed is retried this often.
 MAX_DECIDE_ATTEMPTS = 20
+
+
+# A claimed event with its verdict, or the error to dead-letter it with.
+Verdict = tuple[ClaimedEvent, list[Match] | NoRun | Exception]
+
+
+def _bug(exc: Exception) -> Exception:
+    return RuntimeError(repr(exc))
 
 
 @dataclass
@@ -55,6 +65,8 @@ class Worker:
         poll_seconds: float,
         run_poll_seconds: float,
         clock: Callable[[], float],
+        heads: BranchHeads | None = None,
+        poller: BranchPoller | None = None,
     ) -> None:
         self.engine = engine
         self.inbox = inbox
@@ -66,6 +78,8 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.run_poll_seconds = run_poll_seconds
         self.clock = clock
+        self.heads = heads  # git's answers for pushes; None: the payload's hints (tests only)
+        self.poller = poller  # polls tracked branches in its own thread while this one runs
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -99,22 +113,24 @@ class Worker:
         unavailable) or dead-letters with its reason (it can never be recorded).
         """
         rules = self.rules()
+        # Pushes ask git (outside the write transaction: it may take a network round trip).
+        pending = self._verdicts(claimed, rules)
         now = self.clock()
         try:
-            decided = self._decide_together(claimed, rules, now)
+            decided = self._decide_together(pending, now)
         except Exception as exc:
-            if len(claimed) == 1:
-                self._set_aside(claimed[0], exc)
-                return 1
+            if len(pending) == 1:
+                self._set_aside(pending[0][0], exc)
+                return len(claimed)
             if isinstance(classify(exc), TemporaryError):
                 raise  # the store, not an event: the tick fails and the leases expire
             log.warning("a claimed batch failed (%r): deciding its events one by one", exc)
             decided = []
-            for item in claimed:
+            for one in pending:
                 try:
-                    decided += self._decide_together([item], rules, now)
+                    decided += self._decide_together([one], now)
                 except Exception as alone:
-                    self._set_aside(item, alone)
+                    self._set_aside(one[0], alone)
         for event in decided:
             DECISION_SECONDS.observe(max(0.0, now - event.received_at.timestamp()))
         return len(claimed)
@@ -130,24 +146,19 @@ class Worker:
         self.inbox.dead_letter([item.event.id], f"could not record a decision: {error!r}"[:2000])
         DEAD_LETTERS.labels("decide").inc()
 
-    def _decide_together(
-        self, claimed: list[ClaimedEvent], rules: Rules, now: float
-    ) -> list[Event]:
+    def _decide_together(self, pending: list[Verdict], now: float) -> list[Event]:
         scopes: dict[str, list[tuple[Event, Match]]] = {}
         no_runs: list[tuple[Event, str]] = []
         with write(self.engine) as conn:
             decided = []
             held = paused(conn)
-            for item in claimed:
+            for item, verdict in pending:
                 event = item.event
-                try:
-                    verdict = decide(event, rules)
-                except Exception as exc:
+                if isinstance(verdict, Exception):
                     # A bug or an event the rules cannot handle: park it where a person can
                     # see and replay it, instead of retrying it forever.
-                    self.inbox.dead_letter([event.id], f"could not decide: {exc!r}", conn)
+                    self.inbox.dead_letter([event.id], f"could not decide: {verdict}", conn)
                     DEAD_LETTERS.labels("decide").inc()
-                    log.exception("decision failed", extra={"event_id": event.id})
                     continue
                 verdict = without_paused(verdict, held)
                 if isinstance(verdict, NoRun):
@@ -166,6 +177,27 @@ class Worker:
             self.inbox.finish([e.id for e in decided], conn)
         return decided
 
+    def _verdicts(self, claimed: list[ClaimedEvent], rules: Rules) -> list[Verdict]:
+        """Each event's verdict, or the error to dead-letter it with; an event whose git call
+        failed for a passing reason goes back to the inbox for a later try."""
+        facts_for = self.heads.for_batch() if self.heads is not None else None
+        verdicts: list[Verdict] = []
+        for item in claimed:
+            event = item.event
+            try:
+                verdicts.append((item, decide(event, rules, facts_for)))
+            except TemporaryError as exc:
+                if item.attempts >= self.submitter.max_attempts:
+                    verdicts.append((item, exc))
+                    continue
+                delay = backoff(item.attempts, self.submitter.retry_base, self.submitter.retry_max)
+                self.inbox.retry(event.id, str(exc), delay)
+                log.warning("deciding needs git, will retry: %s", exc, extra={"event_id": event.id})
+            except Exception as exc:
+                log.exception("decision failed", extra={"event_id": event.id})
+                verdicts.append((item, exc if isinstance(exc, PermanentError) else _bug(exc)))
+        return verdicts
+
     def run_until_idle(self, max_ticks: int = 10_000) -> int:
         """Tick until nothing is left to do now (tests and the CLI's one-shot mode)."""
         ticks = 0
@@ -179,11 +211,15 @@ class Worker:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="worker", daemon=True)
         self._thread.start()
+        if self.poller is not None:
+            self.poller.start()
         for companion in self.companions:
             companion.start()
         WORKER_ALIVE.set(1)
 
     def stop(self, timeout: float = 10.0) -> None:
+        if self.poller is not None:
+            self.poller.stop(timeout)
         self._stop.set()
         self._wake.set()
         for companion in self.companions:

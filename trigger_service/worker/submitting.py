@@ -27,7 +27,7 @@ from trigger_service.rules import Rules, VersionRequest
 from trigger_service.submit.base import Backend, RunRequest, RunState
 from trigger_service.tracking import runs as tracked
 from trigger_service.tracking.models import ModelLinker
-from trigger_service.versions.registry import VersionRegistry
+from trigger_service.versions.registry import NothingToBuild, VersionRegistry
 from trigger_service.worker.decisions import (
     causes,
     covered_events,
@@ -127,6 +127,9 @@ class Submitter:
             return
         try:
             run_id = self._submit(row)
+        except NothingToBuild as exc:
+            self._nothing_to_build(row, str(exc))
+            log.info("nothing to build: %s", exc, extra=extra)
         except TemporaryError as exc:
             SUBMIT_FAILURES.labels(self.backend.name, "temporary").inc()
             self._retry_or_dead(row, str(exc), exc.delay)
@@ -153,7 +156,15 @@ class Submitter:
         with self.engine.connect() as conn:
             event_ids = covered_events(conn, row.id)
             found = causes(conn, row.id)
-        version = self.versions.resolve(pipeline, request, event_ids[-1] if event_ids else "")
+            earlier = tracked.run_by_decision(conn, row.id)
+        last_event = event_ids[-1] if event_ids else ""
+        if earlier is not None and earlier.version:
+            # An earlier attempt chose the version (and may have run it): keep it.
+            resolved = self.versions.resume(pipeline, request, earlier.version)
+        else:
+            # Git decides here, at fire time: the head now (NothingToBuild if already built).
+            resolved = self.versions.resolve(pipeline, request, last_event)
+        version = resolved.ref
         run_name = f"{pipeline.name}-{row.idempotency_key}"
         # Lineage parameters the project's pipeline writes into the model's metadata.json.
         params = {
@@ -200,14 +211,48 @@ class Submitter:
                 )
             )
         now = self.clock()
+        reason = f"{row.reason}; {resolved.note}" if resolved.note else row.reason
         with write(self.engine) as conn:
             tracked.set_state(conn, run_id, "pending", now, "submitted", external_id=external)
             conn.execute(
                 update(decisions)
                 .where(decisions.c.id == row.id)
-                .values(state="submitted", lease_until=None, last_error=None, updated_at=now)
+                .values(
+                    state="submitted",
+                    lease_until=None,
+                    last_error=None,
+                    updated_at=now,
+                    reason=reason,
+                )
             )
+            if resolved.current_for is not None:
+                # Only a submitted run moves the branch's current version.
+                self.versions.set_current(
+                    conn,
+                    pipeline.name,
+                    resolved.current_for,
+                    version.version,
+                    last_event,
+                    resolved.note or f"run {run_id} of decision {row.id}",
+                )
         return run_id
+
+    def _nothing_to_build(self, row: Any, why: str) -> None:
+        """Git said no at fire time: the decision ends as a no-run with git's reason."""
+        now = self.clock()
+        with write(self.engine) as conn:
+            conn.execute(
+                update(decisions)
+                .where(decisions.c.id == row.id)
+                .values(
+                    outcome="no_run",
+                    state="done",
+                    reason=f"no run: {why} (when it fired; decided as: {row.reason})",
+                    lease_until=None,
+                    last_error=None,
+                    updated_at=now,
+                )
+            )
 
     def _retry_or_dead(self, row: Any, error: str, at_least: float | None = None) -> None:
         if row.attempts >= self.max_attempts:
