@@ -10,6 +10,9 @@ from sqlalchemy import Connection, insert, select, update
 from trigger_service.database import run_states, runs
 from trigger_service.metrics import RUNS
 
+# `lost`: the backend answered 404 for the run (deleted there); it ends like any other.
+FINISHED_STATES = ("succeeded", "failed", "canceled", "lost")
+
 
 def new_run_id() -> str:
     return f"r-{uuid.uuid4().hex[:16]}"
@@ -59,7 +62,7 @@ def set_state(
     changed = current.state != state
     if changed:
         add_state(conn, run_id, state, now, detail)
-        if state in ("succeeded", "failed", "canceled"):
+        if state in FINISHED_STATES:
             values.setdefault("finished_at", now)
             RUNS.labels(current.pipeline, state).inc()
     conn.execute(
