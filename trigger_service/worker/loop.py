@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ from trigger_service.worker.decisions import join_or_open, record_no_runs
 from trigger_service.worker.submitting import Submitter
 
 log = logging.getLogger(__name__)
+# Shortest interval between two ticks: a delivery waits at most this long for its decision.
+MIN_TICK_SECONDS = 0.025
 # An event whose decision cannot be recorded because the store failed is retried this often.
 MAX_DECIDE_ATTEMPTS = 20
 
@@ -201,7 +204,16 @@ class Worker:
             self.on_death(reason)
 
     def _loop(self) -> None:
+        last_tick = 0.0
         while not self._stop.is_set():
+            # Every stored delivery wakes the worker. Under a stream of deliveries, ticking at
+            # most every MIN_TICK_SECONDS decides each burst in one transaction (one fsync, one
+            # hold of SQLite's write lock) instead of four transactions per delivery, which
+            # took the lock from the request path and halved ingest.
+            since = time.monotonic() - last_tick
+            if since < MIN_TICK_SECONDS:
+                self._stop.wait(MIN_TICK_SECONDS - since)
+            last_tick = time.monotonic()
             try:
                 busy = self.tick().busy
             except Exception:
