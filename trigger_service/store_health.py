@@ -146,7 +146,7 @@ class StoreHealth:
             if self._probing.acquire(timeout=0.05):
                 self._probing.release()
                 self.probe()
-            else:
+            elif self._problem is None:  # else the failure already recorded says more
                 self._record(f"the store has not answered a write for {stale_after:.0f} s")
         problem = self._problem or self._file_problem()
         return (problem is None, problem or "ok")
