@@ -33,9 +33,10 @@ def kept_lease(
 ) -> Iterator[None]:
     """Extend `table`'s row `row_id` (lease_until) every lease_seconds / 3 until the block ends."""
     done = threading.Event()
+    every = max(lease_seconds / 3, 0.1)  # a zero lease must not spin
 
     def extend() -> None:
-        while not done.wait(lease_seconds / 3):
+        while not done.wait(every):
             try:
                 with write(engine) as conn:
                     conn.execute(

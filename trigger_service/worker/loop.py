@@ -105,7 +105,8 @@ class Worker:
             if len(claimed) == 1:
                 self._set_aside(claimed[0], exc)
                 return 1
-            if isinstance(classify(exc), TemporaryError):
+            stuck = max(item.attempts for item in claimed) >= MAX_DECIDE_ATTEMPTS
+            if isinstance(classify(exc), TemporaryError) and not stuck:
                 raise  # the store, not an event: the tick fails and the leases expire
             log.warning("a claimed batch failed (%r): deciding its events one by one", exc)
             decided = []
@@ -123,7 +124,8 @@ class Worker:
         extra = {"event_id": item.event.id}
         if isinstance(classify(error), TemporaryError) and item.attempts < MAX_DECIDE_ATTEMPTS:
             log.warning("deciding the event failed, will retry: %r", error, extra=extra)
-            self.inbox.retry(item.event.id, f"could not decide yet: {error!r}", self.poll_seconds)
+            delay = min(2.0**item.attempts, 60.0)  # a store hiccup: back off, up to a minute
+            self.inbox.retry(item.event.id, f"could not decide yet: {error!r}", delay)
             return
         log.error("the event cannot be decided, dead-lettered: %r", error, extra=extra)
         self.inbox.dead_letter([item.event.id], f"could not record a decision: {error!r}"[:2000])
