@@ -71,6 +71,10 @@ def test_long_delivery_id_and_long_batch_folder(
         reply = client.post("/webhooks/storage", content=body(folder + "x.csv"), headers=HEADERS)
         assert reply.status_code == 202, reply.text
         accepted += reply.json()["accepted"]
+        nul_id = client.post(
+            "/webhooks/storage", content=body("songs/c.csv", "req-\x00"), headers=HEADERS
+        )
+        assert nul_id.status_code == 400 and "cannot be stored" in nul_id.text, nul_id.text
         poisoned = client.post(
             "/webhooks/storage", content=body("songs/nul\x00.csv"), headers=HEADERS
         )
