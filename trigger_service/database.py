@@ -169,7 +169,8 @@ runs = Table(
     Column("run_name", String(256), nullable=False),
     Column("external_id", String(128)),
     Column("url", Text),
-    # submitting -> pending -> running -> succeeded | failed | canceled; shadow: -> recorded
+    # submitting -> pending -> running -> succeeded | failed | canceled | lost (404 there);
+    # shadow: -> recorded
     Column("state", String(16), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),

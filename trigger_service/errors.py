@@ -7,6 +7,7 @@
     ├── Ignored              valid, but of no interest (HTTP 200 with the reason)
     ├── TemporaryError       may succeed later: retry with backoff
     └── PermanentError       will never succeed: dead-letter with the reason
+        └── NotFound         the backend has no such run or version (HTTP 404)
 
 HTTP status codes are mapped in one place (trigger_service.api.errors); domain code never
 raises HTTPException. Backend errors keep the original exception chained (`raise ... from`).
@@ -45,3 +46,7 @@ class TemporaryError(TriggerError):
 
 class PermanentError(TriggerError):
     """A failure that retrying cannot fix (401/403/404/400 from KFP, invalid pipeline)."""
+
+
+class NotFound(PermanentError):
+    """The backend says the object (a run, a pipeline version) does not exist: deleted there."""

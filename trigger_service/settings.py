@@ -80,18 +80,26 @@ class Settings(BaseSettings):
     store_timeout_seconds: float = Field(
         5.0,
         gt=0,
+        le=3600,
         description="Longest wait for the store (SQLite lock, PostgreSQL connection) before a "
         "delivery is answered 503 with Retry-After instead of hanging.",
     )
     store_probe_seconds: float = Field(
-        2.0, gt=0, description="Interval of the store's health probe (a tiny committed write)."
+        2.0,
+        gt=0,
+        le=3600,
+        description="Interval of the store's health probe (a tiny committed write).",
     )
     request_timeout_seconds: float = Field(
-        30.0, gt=0, description="Deadline of every HTTP request; past it the answer is 503."
+        30.0,
+        gt=0,
+        le=86400,
+        description="Deadline of every HTTP request; past it the answer is 503.",
     )
     shutdown_grace_seconds: float = Field(
         20.0,
         gt=0,
+        le=3600,
         description="After SIGTERM, open requests get this long; then the process exits anyway.",
     )
 

@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, delete, insert
+from sqlalchemy import Engine, delete, insert, or_
 
 from trigger_service.database import store_probes, write
 from trigger_service.metrics import STORE_ERRORS, STORE_HEALTHY
@@ -113,9 +113,15 @@ class StoreHealth:
         """One small committed write; records the outcome (never raises)."""
         with self._probing:
             try:
+                now = time.time()
                 with write(self.engine) as conn:
-                    conn.execute(delete(store_probes).where(store_probes.c.owner == self.owner))
-                    conn.execute(insert(store_probes).values(owner=self.owner, at=time.time()))
+                    # This process's row, and rows of processes gone for a day.
+                    conn.execute(
+                        delete(store_probes).where(
+                            or_(store_probes.c.owner == self.owner, store_probes.c.at < now - 86400)
+                        )
+                    )
+                    conn.execute(insert(store_probes).values(owner=self.owner, at=now))
                 self.verify_file()
             except Exception as exc:  # every failure is the answer, not a crash of the probe
                 domain = classify(exc)
@@ -146,7 +152,7 @@ class StoreHealth:
             if self._probing.acquire(timeout=0.05):
                 self._probing.release()
                 self.probe()
-            else:
+            elif self._problem is None:  # else the failure already recorded says more
                 self._record(f"the store has not answered a write for {stale_after:.0f} s")
         problem = self._problem or self._file_problem()
         return (problem is None, problem or "ok")

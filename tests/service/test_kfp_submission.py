@@ -8,6 +8,7 @@ message; a crash between submit and record resubmits nothing; run states are fol
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -15,7 +16,7 @@ from tests.service.conftest import FakeClock
 from tests.support.kfp_double import KfpDouble
 from tests.support.repo import GitRepo, rules_text
 from tests.support.tiny_pipeline import compile_tiny
-from trigger_service.database import decisions, runs
+from trigger_service.database import decisions, pipeline_versions, runs
 from trigger_service.events import Event, EventKind, ManualSubject
 from trigger_service.service import Services
 from trigger_service.settings import Settings
@@ -157,3 +158,127 @@ def test_run_states_followed_until_a_failed_gate(
             s["state"] for s in tracked.run_dict(conn, tracked.get_run(conn, run["id"]))["states"]
         ]
     assert states == ["submitting", "pending", "running", "failed"]
+
+
+def delete(kfp: KfpDouble, path: str) -> None:
+    """What someone cleaning up in the KFP UI does: a real DELETE on the API."""
+    answer = httpx.delete(f"{kfp.url}/apis/v2beta1/{path}", timeout=10)
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_run_deleted_in_kfp_ends_lost_and_frees_its_pipeline(
+    services: Services, clock: FakeClock, kfp: KfpDouble
+) -> None:
+    services.inbox.store([manual(clock, 1)])  # queue-one: the next decision waits for this run
+    settle(services, clock)
+    (first,) = kfp.runs
+    services.inbox.store([manual(clock, 2)])
+    settle(services, clock)
+    assert {d["state"] for d in rows(services, decisions) if d["outcome"] == "run"} == {
+        "submitted",
+        "queued",
+    }
+    delete(kfp, f"runs/{first}")
+    settle(services, clock, 11)  # the poll meets a 404
+    settle(services, clock, 1)
+    lost = next(r for r in rows(services, runs) if r["external_id"] == first)
+    assert lost["state"] == "lost" and "404" in lost["error"]
+    assert lost["finished_at"] is not None
+    assert len(kfp.runs) == 1 and first not in kfp.runs, "the queued decision ran"
+
+
+def test_a_version_deleted_in_kfp_is_uploaded_again_from_the_stored_package(
+    services: Services, clock: FakeClock, kfp: KfpDouble
+) -> None:
+    services.inbox.store([manual(clock, 1)])
+    settle(services, clock)
+    (run,) = kfp.runs.values()
+    version = run["pipeline_version_reference"]
+    uploaded = kfp.packages[version["pipeline_version_id"]]
+    kfp.advance_run(run["run_id"], "SUCCEEDED")
+    settle(services, clock, 11)
+    delete(kfp, f"pipelines/{version['pipeline_id']}/versions/{version['pipeline_version_id']}")
+
+    services.inbox.store([manual(clock, 2)])  # runs the current version: gone from KFP
+    settle(services, clock, 1)
+    assert len(kfp.runs) == 2, [d["last_error"] for d in rows(services, decisions)]
+    second = next(r for r in kfp.runs.values() if r["run_id"] != run["run_id"])
+    again = second["pipeline_version_reference"]["pipeline_version_id"]
+    assert again != version["pipeline_version_id"] and kfp.packages[again] == uploaded
+    (stored,) = rows(services, pipeline_versions)
+    assert stored["backend_version_id"] == again
+    assert kfp.versions[again]["display_name"] == stored["version"]  # the same commit
+
+
+def test_a_crash_strands_only_the_decision_in_flight_for_one_lease(
+    tmp_path: Path, services: Services, clock: FakeClock, kfp: KfpDouble, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "rules.yaml").write_text(
+        rules_text(services.rules().pipelines[0].source.repository, concurrency="parallel")
+    )
+    real = tracked.set_state
+
+    def crash(conn, run_id, state, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if state == "pending":
+            raise KeyboardInterrupt("killed after KFP accepted the run")
+        return real(conn, run_id, state, *args, **kwargs)
+
+    monkeypatch.setattr(tracked, "set_state", crash)
+    services.inbox.store([manual(clock, n) for n in range(3)])
+    with pytest.raises(KeyboardInterrupt):
+        services.worker.run_until_idle()
+    monkeypatch.setattr(tracked, "set_state", real)
+    states = sorted(d["state"] for d in rows(services, decisions) if d["outcome"] == "run")
+    assert states == ["ready", "ready", "submitting"], "only the one in flight is claimed"
+
+    restarted = Services.build(
+        services.settings, backend=KfpBackend.from_settings(services.settings), clock=clock
+    )
+    lease = services.settings.claim_lease_seconds
+    assert restarted.worker.submitter.lease_seconds == lease  # no hidden floor
+    settle(restarted, clock, lease - 1)
+    assert len(kfp.runs) == 3  # the two never started went at once; the third was in KFP
+    stranded = [d for d in rows(restarted, decisions) if d["state"] == "submitting"]
+    assert len(stranded) == 1
+    settle(restarted, clock, 2)  # one lease after the crash, it resumes (and reconciles)
+    assert {d["state"] for d in rows(restarted, decisions) if d["outcome"] == "run"} == {
+        "submitted"
+    }
+    assert len(kfp.runs) == 3
+
+
+def test_a_long_submission_extends_its_own_lease(services: Services) -> None:
+    import time
+
+    from trigger_service.database import write
+    from trigger_service.worker.leases import kept_lease
+
+    with write(services.engine) as conn:
+        conn.execute(
+            decisions.insert().values(
+                id="d-1",
+                created_at=0,
+                updated_at=0,
+                outcome="run",
+                state="submitting",
+                reason="test",
+                claimed_by="me",
+                lease_until=time.time() + 0.6,
+            )
+        )
+
+    def lease_until() -> float:
+        with services.engine.connect() as conn:
+            return float(
+                conn.execute(
+                    select(decisions.c.lease_until).where(decisions.c.id == "d-1")
+                ).scalar_one()
+            )
+
+    first = lease_until()
+    with kept_lease(services.engine, decisions, "d-1", "me", 0.6, time.time):
+        time.sleep(1.5)  # a compile longer than two leases
+        during = lease_until()
+    assert during > first + 0.5, "the lease moved forward while the work went on"
+    time.sleep(0.5)
+    assert lease_until() == pytest.approx(during, abs=0.3), "no extension after the block"

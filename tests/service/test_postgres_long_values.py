@@ -71,6 +71,10 @@ def test_long_delivery_id_and_long_batch_folder(
         reply = client.post("/webhooks/storage", content=body(folder + "x.csv"), headers=HEADERS)
         assert reply.status_code == 202, reply.text
         accepted += reply.json()["accepted"]
+        nul_id = client.post(
+            "/webhooks/storage", content=body("songs/c.csv", "req-\x00"), headers=HEADERS
+        )
+        assert nul_id.status_code == 400 and "cannot be stored" in nul_id.text, nul_id.text
         poisoned = client.post(
             "/webhooks/storage", content=body("songs/nul\x00.csv"), headers=HEADERS
         )
@@ -94,3 +98,36 @@ def test_long_delivery_id_and_long_batch_folder(
     assert len(scopes) == 2, scopes  # the songs/ folder, and the long one
     long_scope = next(s for s in scopes if "fff" in s)
     assert len(long_scope) == 256 and "~sha256:" in long_scope
+
+
+def test_postgres_down_answers_503_quickly_and_fails_readiness(
+    build: Build, postgres: PostgresCluster
+) -> None:
+    import time
+
+    from tests.support.postgres import _as_owner, _run
+
+    services = build(database_url=postgres.url, store_timeout_seconds=2.0)
+    with TestClient(create_app(services, start_worker=False)) as client:
+        assert client.post("/webhooks/storage", content=body("songs/a.csv"), headers=HEADERS)
+        assert client.get("/readyz").status_code == 200
+        owner = "postgres" if postgres.root.owner() == "postgres" else None
+        stop = [str(postgres.bindir / "pg_ctl"), "-D", str(postgres.root / "data")]
+        # fast: the test cluster runs with synchronous_commit=off, an immediate stop loses commits
+        _run(_as_owner(owner, [*stop, "-m", "fast", "-w", "stop"]), "pg_ctl stop")
+        started = time.monotonic()
+        answer = client.post("/webhooks/storage", content=body("songs/b.csv"), headers=HEADERS)
+        assert time.monotonic() - started < 10
+        assert answer.status_code == 503, answer.text
+        assert int(answer.headers["retry-after"]) >= 1
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert "OperationalError" in ready.json()["checks"]["store"]
+        start = [*stop, "-l", str(postgres.log_path), "-w", "start"]
+        _run(_as_owner(owner, start), "pg_ctl start")
+        deadline = time.monotonic() + 15
+        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert client.get("/readyz").status_code == 200
+        again = client.post("/webhooks/storage", content=body("songs/b.csv"), headers=HEADERS)
+        assert again.status_code == 202

@@ -355,11 +355,32 @@ class KfpDouble:
             ("POST", "experiments"): self._create_experiment,
             ("GET", "runs"): self._runs_route,
             ("POST", "runs"): self._runs_post_route,
+            ("DELETE", "runs"): self._delete_run,
+            ("DELETE", "pipelines"): self._delete_pipeline_version,
         }
         handler = routes.get((r.method, parts[0]))
         if handler is None:
             raise ApiError(404, f"Not Found: {r.method} {r.path}")
         return handler(r, parts)
+
+    # deletions (someone cleaning up in the KFP UI): DeleteRun, DeletePipelineVersion
+
+    def _delete_run(self, r: RecordedRequest, parts: list[str]) -> dict[str, Any]:
+        if len(parts) != 2:
+            raise ApiError(404, f"Not Found: DELETE {r.path}")
+        self._get(self.runs, parts[1], "Run")
+        del self.runs[parts[1]]
+        return {}
+
+    def _delete_pipeline_version(self, r: RecordedRequest, parts: list[str]) -> dict[str, Any]:
+        if len(parts) != 4 or parts[2] != "versions":
+            raise ApiError(404, f"Not Found: DELETE {r.path}")
+        version = self._get(self.versions, parts[3], "PipelineVersion")
+        if version["pipeline_id"] != parts[1]:
+            raise ApiError(404, f"PipelineVersion {parts[3]} not found")
+        del self.versions[parts[3]]
+        self.packages.pop(parts[3], None)
+        return {}
 
     # pipelines and versions
 

@@ -33,6 +33,10 @@ async def readyz(request: Request, services: Services = Depends(get_services)) -
 
 @router.get("/metrics", summary="Prometheus metrics")
 async def metrics(services: Services = Depends(get_services)) -> Response:
-    for status, count in (await run_in_threadpool(services.inbox.depth)).items():
+    try:
+        depth = await run_in_threadpool(services.inbox.depth)
+    except Exception:  # the store is down: still serve every other metric (store health)
+        depth = {}
+    for status, count in depth.items():
         INBOX_DEPTH.labels(status).set(count)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -32,7 +32,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from trigger_service.errors import PermanentError, TemporaryError
+from trigger_service.errors import NotFound, PermanentError, TemporaryError
 from trigger_service.submit.base import (
     RunRequest,
     RunState,
@@ -386,6 +386,8 @@ def _raise_for_api_error(action: str, exc: Any) -> NoReturn:
         raise TemporaryError(
             f"KFP {action}: HTTP {status}: {message}", delay=_retry_after(exc)
         ) from exc
+    if status == 404:
+        raise NotFound(f"KFP {action}: HTTP 404: {message}") from exc
     raise PermanentError(f"KFP {action}: HTTP {status}: {message}") from exc
 
 

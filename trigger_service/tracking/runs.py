@@ -12,8 +12,9 @@ from trigger_service.metrics import RUNS
 from trigger_service.worker.decisions import follow_run
 
 # A run ends in one of these; its decision then takes the same state. `recorded`: the shadow
-# backend wrote down what it would have run, and nothing ran.
-FINAL_STATES = ("succeeded", "failed", "canceled", "recorded")
+# backend wrote down what it would have run, and nothing ran. `lost`: the backend answered 404
+# for the run (deleted there); it ends like any other.
+FINAL_STATES = ("succeeded", "failed", "canceled", "lost", "recorded")
 
 
 def new_run_id() -> str:

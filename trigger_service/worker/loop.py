@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,8 @@ from trigger_service.worker.decisions import join_or_open, record_no_runs
 from trigger_service.worker.submitting import Submitter, backoff
 
 log = logging.getLogger(__name__)
+# Shortest interval between two ticks: a delivery waits at most this long for its decision.
+MIN_TICK_SECONDS = 0.025
 # An event whose decision cannot be recorded because the store failed is retried this often.
 MAX_DECIDE_ATTEMPTS = 20
 
@@ -122,7 +125,8 @@ class Worker:
             if len(pending) == 1:
                 self._set_aside(pending[0][0], exc)
                 return len(claimed)
-            if isinstance(classify(exc), TemporaryError):
+            stuck = max(item.attempts for item, _ in pending) >= MAX_DECIDE_ATTEMPTS
+            if isinstance(classify(exc), TemporaryError) and not stuck:
                 raise  # the store, not an event: the tick fails and the leases expire
             log.warning("a claimed batch failed (%r): deciding its events one by one", exc)
             decided = []
@@ -140,7 +144,8 @@ class Worker:
         extra = {"event_id": item.event.id}
         if isinstance(classify(error), TemporaryError) and item.attempts < MAX_DECIDE_ATTEMPTS:
             log.warning("deciding the event failed, will retry: %r", error, extra=extra)
-            self.inbox.retry(item.event.id, f"could not decide yet: {error!r}", self.poll_seconds)
+            delay = min(2.0**item.attempts, 60.0)  # a store hiccup: back off, up to a minute
+            self.inbox.retry(item.event.id, f"could not decide yet: {error!r}", delay)
             return
         log.error("the event cannot be decided, dead-lettered: %r", error, extra=extra)
         self.inbox.dead_letter([item.event.id], f"could not record a decision: {error!r}"[:2000])
@@ -246,13 +251,23 @@ class Worker:
         WORKER_ALIVE.set(0)
         if self.on_death is not None:
             self.on_death(reason)
+
     @property
     def alive(self) -> bool:
         """True while the background loop started by start() is running."""
         return self._thread is not None and self._thread.is_alive()
 
     def _loop(self) -> None:
+        last_tick = 0.0
         while not self._stop.is_set():
+            # Every stored delivery wakes the worker. Under a stream of deliveries, ticking at
+            # most every MIN_TICK_SECONDS decides each burst in one transaction (one fsync, one
+            # hold of SQLite's write lock) instead of four transactions per delivery, which
+            # took the lock from the request path and halved ingest.
+            since = time.monotonic() - last_tick
+            if since < MIN_TICK_SECONDS:
+                self._stop.wait(MIN_TICK_SECONDS - since)
+            last_tick = time.monotonic()
             try:
                 busy = self.tick().busy
             except Exception:

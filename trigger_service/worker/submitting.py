@@ -13,6 +13,7 @@ when it is claimed again. So a decision is never `submitting` for longer than it
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from collections.abc import Callable
@@ -21,19 +22,21 @@ from typing import Any
 from sqlalchemy import Engine, and_, or_, select, update
 
 from trigger_service.database import decisions, runs, write
-from trigger_service.errors import PermanentError, RejectedInput, TemporaryError
+from trigger_service.errors import NotFound, PermanentError, RejectedInput, TemporaryError
 from trigger_service.metrics import DEAD_LETTERS, SUBMIT_FAILURES
 from trigger_service.rules import Rules, VersionRequest
 from trigger_service.submit.base import Backend, RunRequest, RunState
 from trigger_service.tracking import runs as tracked
 from trigger_service.tracking.models import ModelLinker
 from trigger_service.versions.registry import NothingToBuild, VersionRegistry
+from trigger_service.versions.reupload import reupload
 from trigger_service.worker.decisions import (
     causes,
     covered_events,
     dead_letter_events,
     describe_causes,
 )
+from trigger_service.worker.leases import kept_lease
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +85,22 @@ class Submitter:
 
     # --- submit
     def submit_ready(self, limit: int = 5) -> int:
+        """Submit up to `limit` ready decisions, claiming one at a time: a crash strands only
+        the decision in flight, never others claimed beside it and not yet started."""
         done = 0
-        for row in self._claim(limit):
-            self._submit_one(row)
+        while done < limit:
+            claimed = self._claim(1)
+            if not claimed:
+                break
+            with kept_lease(
+                self.engine,
+                decisions,
+                claimed[0].id,
+                self.worker_id,
+                self.lease_seconds,
+                self.clock,
+            ):
+                self._submit_one(claimed[0])
             done += 1
         return done
 
@@ -201,15 +217,21 @@ class Submitter:
             description = f"decision {row.id}: {row.reason}; events: " + ", ".join(event_ids[:50])
             if len(event_ids) > 50:
                 description += f" (+{len(event_ids) - 50} more)"
-            external = self.backend.submit(
-                RunRequest(
-                    run_name=run_name,
-                    version=version,
-                    params=params,
-                    experiment=pipeline.experiment,
-                    description=description,
-                )
+            run_request = RunRequest(
+                run_name=run_name,
+                version=version,
+                params=params,
+                experiment=pipeline.experiment,
+                description=description,
             )
+            try:
+                external = self.backend.submit(run_request)
+            except NotFound as exc:
+                # The version was deleted in the backend: upload it again from the stored
+                # package (same commit, same file) and submit once more.
+                log.warning("%s; uploading the version again", exc, extra={"decision_id": row.id})
+                again = reupload(self.engine, self.backend, version)
+                external = self.backend.submit(dataclasses.replace(run_request, version=again))
         now = self.clock()
         reason = f"{row.reason}; {resolved.note}" if resolved.note else row.reason
         with write(self.engine) as conn:
@@ -287,6 +309,13 @@ class Submitter:
             ids = dead_letter_events(conn, row.id, error)
         DEAD_LETTERS.labels("submit").inc(len(ids) or 1)
 
+    def _lost(self, run_id: str, external_id: str, error: Exception) -> int:
+        """The backend no longer knows the run: it ends as `lost`, freeing its pipeline."""
+        reason = f"the backend has no run {external_id} any more (deleted there?): {error}"
+        log.warning("run lost: %s", reason, extra={"run_id": run_id})
+        with write(self.engine) as conn:
+            return int(tracked.set_state(conn, run_id, "lost", self.clock(), reason, error=reason))
+
     # --- poll
     def poll_runs(self) -> int:
         """Ask the backend about every unfinished run; record each change of state."""
@@ -300,6 +329,9 @@ class Submitter:
         for run in active:
             try:
                 status = self.backend.status(run.external_id)
+            except NotFound as exc:
+                changed += self._lost(run.id, run.external_id, exc)
+                continue
             except (TemporaryError, PermanentError) as exc:
                 log.warning("polling run failed: %s", exc, extra={"run_id": run.id})
                 continue
