@@ -18,6 +18,7 @@ from trigger_service.events import utcnow
 from trigger_service.metrics import EVENTS_RECEIVED, REQUEST_SECONDS
 from trigger_service.service import Services
 from trigger_service.sources import SOURCES
+from trigger_service.validation import checked_events
 
 router = APIRouter(tags=["webhooks"])
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ async def _receive(name: str, request: Request, services: Services) -> Response:
         source.verify(headers, body, secret)
     elif not settings.allow_unauthenticated:
         raise Unauthorized(f"the {name} route has no secret configured and refuses every request")
-    parsed = source.parse(headers, body, utcnow())
+    parsed = checked_events(source.parse(headers, body, utcnow()), services.rules)
     results = await services.inbox.store_async(parsed)
     new = [r.event_id for r in results if r.new]
     seen = [r.event_id for r in results if not r.new]
