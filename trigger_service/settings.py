@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `serve` binds to.")
     port: int = Field(8080, description="Port `serve` binds to.")
     max_body_bytes: int = Field(1024 * 1024, description="Larger webhook bodies get 413.")
+    body_timeout_seconds: float = Field(
+        10.0, gt=0, description="A webhook body not received within this gets 408."
+    )
+    max_unverified_bytes: int = Field(
+        32 * 1024 * 1024,
+        gt=0,
+        description="Body bytes all requests not yet verified may hold together; beyond: 503.",
+    )
     log_level: str = Field("INFO", description="Python log level name.")
     log_json: bool = Field(True, description="JSON-line logs (false: plain text for a terminal).")
 

@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from trigger_service.errors import (
+    BodyTimeout,
     Ignored,
     PayloadTooLarge,
     PermanentError,
@@ -19,6 +20,7 @@ from trigger_service.errors import (
 STATUS: list[tuple[type[Exception], int]] = [
     (Unauthorized, 401),
     (PayloadTooLarge, 413),
+    (BodyTimeout, 408),
     (RejectedInput, 400),
     (TemporaryError, 503),
     (PermanentError, 502),

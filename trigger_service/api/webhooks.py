@@ -1,7 +1,8 @@
 """Webhook routes: read the body within the limit, verify, parse, store, and only then answer.
 
 202: at least one new event stored (ids listed). 200: a redelivery (`duplicate: true`) or a
-delivery of no interest (`ignored: true` with the reason). 401/400/413: see api.errors.
+delivery of no interest (`ignored: true` with the reason). 401/400/408/413/503: see api.errors;
+reading a body before its signature is checked: api.intake.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from trigger_service.errors import Ignored, PayloadTooLarge, RejectedInput, Unauthorized
+from trigger_service.api.intake import ByteBudget, read_body, unverified
+from trigger_service.errors import (
+    BodyTimeout,
+    Ignored,
+    PayloadTooLarge,
+    RejectedInput,
+    TemporaryError,
+    Unauthorized,
+)
 from trigger_service.events import utcnow
 from trigger_service.metrics import EVENTS_RECEIVED, REQUEST_SECONDS
 from trigger_service.service import Services
@@ -26,26 +35,11 @@ log = logging.getLogger(__name__)
 OUTCOMES: list[tuple[type[Exception], str]] = [
     (Unauthorized, "unauthorized"),
     (PayloadTooLarge, "too_large"),
+    (BodyTimeout, "timeout"),
+    (TemporaryError, "busy"),
     (RejectedInput, "rejected"),
     (Ignored, "ignored"),
 ]
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing more than `limit` bytes without reading them all."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise RejectedInput("invalid Content-Length header")
-        if int(declared) > limit:
-            raise PayloadTooLarge(f"body of {declared} bytes is over the limit of {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def receive(name: str, request: Request, services: Services) -> Response:
@@ -65,13 +59,18 @@ async def receive(name: str, request: Request, services: Services) -> Response:
 async def _receive(name: str, request: Request, services: Services) -> Response:
     source = SOURCES[name]
     settings = services.settings
-    body = await read_body(request, settings.max_body_bytes)
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    secret = settings.secret_for(name)
-    if secret is not None:
-        source.verify(headers, body, secret)
-    elif not settings.allow_unauthenticated:
-        raise Unauthorized(f"the {name} route has no secret configured and refuses every request")
+    async with unverified(_budget(request, settings.max_unverified_bytes)) as claim:
+        body = await read_body(
+            request, settings.max_body_bytes, settings.body_timeout_seconds, claim
+        )
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        secret = settings.secret_for(name)
+        if secret is not None:
+            source.verify(headers, body, secret)
+        elif not settings.allow_unauthenticated:
+            raise Unauthorized(
+                f"the {name} route has no secret configured and refuses every request"
+            )
     parsed = checked_events(source.parse(headers, body, utcnow()), services.rules)
     results = await services.inbox.store_async(parsed)
     new = [r.event_id for r in results if r.new]
@@ -84,6 +83,15 @@ async def _receive(name: str, request: Request, services: Services) -> Response:
         services.worker_wakeup()
         return JSONResponse(payload, status_code=202)
     return JSONResponse({**payload, "duplicate": True}, status_code=200)
+
+
+def _budget(request: Request, limit: int) -> ByteBudget:
+    """The application's one budget of unverified bytes (made on first use)."""
+    state = request.app.state
+    budget: ByteBudget | None = getattr(state, "unverified_bytes", None)
+    if budget is None:
+        budget = state.unverified_bytes = ByteBudget(limit)
+    return budget
 
 
 def _webhook(name: str) -> Any:
