@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     storage_token_file: Path | None = None
     alertmanager_token_file: Path | None = None
     manual_token_file: Path | None = None
+    replay_window_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="The same body on a webhook route within this is one event (0: off).",
+    )
     allow_unauthenticated: bool = Field(
         False, description="Development only: routes without a secret accept unsigned requests."
     )

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from trigger_service.api.intake import ByteBudget, read_body, unverified
+from trigger_service.api.replay import ReplayGuard
 from trigger_service.errors import (
     BodyTimeout,
     Ignored,
@@ -72,7 +73,19 @@ async def _receive(name: str, request: Request, services: Services) -> Response:
                 f"the {name} route has no secret configured and refuses every request"
             )
     parsed = checked_events(source.parse(headers, body, utcnow()), services.rules)
-    results = await services.inbox.store_async(parsed)
+    guard = _replays(request, services)
+    earlier = guard.check(name, body, [event.id for event in parsed])
+    if earlier is not None:
+        EVENTS_RECEIVED.labels(name, "duplicate").inc()
+        log.info("%s delivery replays an earlier body: one event", name, extra={"source": name})
+        ids = list(earlier)
+        answer = {"event_ids": ids, "accepted": [], "duplicates": ids, "duplicate": True}
+        return JSONResponse({**answer, "replay": True}, status_code=200)
+    try:
+        results = await services.inbox.store_async(parsed)
+    except BaseException:
+        guard.forget(name, body)  # not stored: a retry of this body must be stored
+        raise
     new = [r.event_id for r in results if r.new]
     seen = [r.event_id for r in results if not r.new]
     EVENTS_RECEIVED.labels(name, "accepted" if new else "duplicate").inc()
@@ -92,6 +105,16 @@ def _budget(request: Request, limit: int) -> ByteBudget:
     if budget is None:
         budget = state.unverified_bytes = ByteBudget(limit)
     return budget
+
+
+def _replays(request: Request, services: Services) -> ReplayGuard:
+    state = request.app.state
+    guard: ReplayGuard | None = getattr(state, "replay_guard", None)
+    if guard is None:
+        guard = state.replay_guard = ReplayGuard(
+            services.settings.replay_window_seconds, services.clock
+        )
+    return guard
 
 
 def _webhook(name: str) -> Any:
