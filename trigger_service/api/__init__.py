@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from trigger_service.api import errors, explain, health, reads, webhooks
+from trigger_service.api import errors, explain, health, openapi, reads, webhooks
 from trigger_service.service import Services
 
 
@@ -37,6 +37,7 @@ def create_app(services: Services, start_worker: bool | None = None) -> FastAPI:
     )
     app.state.services = services
     errors.install(app)
+    openapi.install(app)
     for module in (webhooks, reads, explain, health):
         app.include_router(module.router)
     return app

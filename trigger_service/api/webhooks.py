@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from trigger_service.api.intake import ByteBudget, read_body, unverified
+from trigger_service.api.openapi import WEBHOOK_RESPONSES, request_body
 from trigger_service.api.replay import ReplayGuard
 from trigger_service.errors import (
     BodyTimeout,
@@ -126,6 +127,9 @@ def _webhook(name: str) -> Any:
     return handler
 
 
+# SNS (AWS S3 notifications through SNS) posts its JSON as text/plain.
+_MEDIA = {"storage": ("application/json", "text/plain")}
+
 for _name in ("github", "gitlab", "gitea", "storage", "alertmanager"):
     router.add_api_route(
         f"/webhooks/{_name}",
@@ -133,10 +137,20 @@ for _name in ("github", "gitlab", "gitea", "storage", "alertmanager"):
         methods=["POST"],
         status_code=202,
         summary=f"Receive a {_name} delivery",
+        responses=WEBHOOK_RESPONSES,
+        openapi_extra=request_body(
+            {"type": "object", "description": f"The {_name} payload, as the sender sends it"},
+            *_MEDIA.get(_name, ("application/json",)),
+        ),
     )
 
 
-@router.head("/webhooks/storage", summary="MinIO probes the endpoint with HEAD before use")
+@router.head(
+    "/webhooks/storage",
+    summary="MinIO probes the endpoint with HEAD before use",
+    response_class=Response,
+    responses={200: {"description": "The route exists (no body)"}},
+)
 async def storage_probe() -> Response:
     return Response(status_code=200)
 
@@ -147,4 +161,6 @@ router.add_api_route(
     methods=["POST"],
     status_code=202,
     summary="Trigger a pipeline by hand (Bearer token; JSON {pipeline, version?, params?})",
+    responses=WEBHOOK_RESPONSES,
+    openapi_extra=request_body({"$ref": "#/components/schemas/ManualRequest"}, "application/json"),
 )
