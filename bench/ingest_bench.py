@@ -11,7 +11,7 @@ temporary folder; "worker off" is TRIGGER_WORKER_ENABLED=false (pure ingest), "w
 decides every stored push in the same process (a docs-only push: a no-run decision).
 
 throughput: `wrk -t1 -cC -dD` with a Lua script sending one signed body with a unique
-X-GitHub-Delivery per request (the HMAC covers the body only, so each request is a new event);
+X-GitHub-Delivery per request (with the replay window off, each request is a new event);
 counts 202s, then counts the rows stored (every 202 must be stored).
 latency: a Python open-loop generator (bench/_common.py) at a fixed rate; latency from each
 request's scheduled send time to its answer. rss: VmRSS of the service at idle after start,

@@ -7,12 +7,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from trigger_service.cli_client import add_commands, parse_param
 from trigger_service.settings import ClientSettings
+
+if TYPE_CHECKING:
+    from trigger_service.service import Services
+    from trigger_service.settings import Settings
 
 
 def _rules_missing(path: Path) -> bool:
@@ -30,23 +36,15 @@ def _rules_missing(path: Path) -> bool:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from trigger_service import lifecycle, logs
+    from trigger_service import lifecycle
     from trigger_service.api import create_app
-    from trigger_service.rules import RulesError
     from trigger_service.service import Services
-    from trigger_service.settings import Settings
-    from trigger_service.versions.sandbox import protect_service_process
 
-    protect_service_process()  # same-user children cannot read our environ or memory
-    settings = Settings()
-    logs.configure(settings.log_level, settings.log_json)
-    if _rules_missing(settings.rules_path):
-        return 2
-    try:
-        services = Services.build(settings)
-    except RulesError as exc:
-        print(f"refusing to start: {exc}", file=sys.stderr)
-        return 2
+    started = _start(Services.build)
+    if isinstance(started, int):
+        return started
+    services = started
+    settings = services.settings
     # --no-worker wins; otherwise TRIGGER_WORKER_ENABLED decides (None: the settings).
     app = create_app(services, start_worker=False if args.no_worker else None)
     config = uvicorn.Config(
@@ -62,28 +60,60 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return lifecycle.EXIT_WORKER_DIED if lifecycle.fatal else 0
 
 
+def _start(build: Callable[[Settings], Services]) -> Services | int:
+    """Settings, logging and the wired services; on a configuration error one line on stderr
+    naming the variable (never a traceback, never a secret's value) and exit status 2."""
+    import logging
+    import os
+
+    from sqlalchemy.exc import ArgumentError
+
+    from trigger_service import logs
+    from trigger_service.rules import RulesError
+    from trigger_service.settings import SettingsError, load_settings, unknown_variables
+    from trigger_service.versions.sandbox import protect_service_process
+
+    protect_service_process()  # same-user children cannot read our environ or memory
+    settings: Settings | None = None
+    try:
+        settings = load_settings()
+        logs.configure(settings.log_level, settings.log_json)
+        if not settings.rules_path.is_file():
+            raise FileNotFoundError(2, "No such file", str(settings.rules_path))
+        for warning in unknown_variables(os.environ):
+            logging.getLogger("trigger_service.settings").warning(warning)
+        return build(settings)
+    except (SettingsError, RulesError) as exc:
+        problem = " ".join(line.strip() for line in str(exc).splitlines())
+    except FileNotFoundError as exc:
+        problem = f"{exc.filename}: {exc.strerror}"
+        if settings is not None and exc.filename == str(settings.rules_path):
+            problem = (
+                f"TRIGGER_RULES_PATH: the rules file {exc.filename} does not exist (a starter "
+                "is rules.yaml at the repository root)"
+            )
+    except ArgumentError as exc:
+        problem = f"TRIGGER_DATABASE_URL: {str(exc).splitlines()[0]}"
+    except ValueError as exc:  # a backend that refuses its settings
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    print(f"refusing to start: {problem}", file=sys.stderr)
+    return 2
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """A worker process without the webhook routes (scale deciding apart from receiving). It
     serves /healthz, /readyz and /metrics on TRIGGER_WORKER_PORT; SIGTERM stops it cleanly."""
     import uvicorn
 
-    from trigger_service import lifecycle, logs
+    from trigger_service import lifecycle
     from trigger_service.api.worker_app import create_worker_app
-    from trigger_service.rules import RulesError
     from trigger_service.service import Services
-    from trigger_service.settings import Settings
-    from trigger_service.versions.sandbox import protect_service_process
 
-    protect_service_process()
-    settings = Settings()
-    logs.configure(settings.log_level, settings.log_json)
-    if _rules_missing(settings.rules_path):
-        return 2
-    try:
-        services = Services.build(settings)
-    except RulesError as exc:
-        print(f"refusing to start: {exc}", file=sys.stderr)
-        return 2
+    started = _start(Services.build)
+    if isinstance(started, int):
+        return started
+    services = started
+    settings = services.settings
     config = uvicorn.Config(
         create_worker_app(services),
         host=args.host or settings.host,
@@ -130,12 +160,16 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from trigger_service.errors import TriggerError
     from trigger_service.explain import explain, parse_payload
     from trigger_service.rules import RulesError, load_rules
-    from trigger_service.settings import Settings
+    from trigger_service.settings import SettingsError, load_settings
     from trigger_service.versions.git import GitCache
     from trigger_service.versions.heads import BranchHeads
     from trigger_service.versions.registry import current_version
 
-    settings = Settings(**({"rules_path": args.rules} if args.rules else {}))
+    try:
+        settings = load_settings(**({"rules_path": args.rules} if args.rules else {}))
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if _rules_missing(settings.rules_path):
         return 2
     if bad := [h for h in args.header if ":" not in h]:

@@ -3,7 +3,8 @@
     TriggerError
     ├── RejectedInput        the sender sent something we refuse (HTTP 400)
     │   ├── Unauthorized     bad or missing signature/token (HTTP 401)
-    │   └── PayloadTooLarge  body over the configured limit (HTTP 413)
+    │   ├── PayloadTooLarge  body over the configured limit (HTTP 413)
+    │   └── BodyTimeout      body not received within the read timeout (HTTP 408)
     ├── Ignored              valid, but of no interest (HTTP 200 with the reason)
     ├── TemporaryError       may succeed later: retry with backoff
     └── PermanentError       will never succeed: dead-letter with the reason
@@ -30,6 +31,10 @@ class Unauthorized(RejectedInput):
 
 class PayloadTooLarge(RejectedInput):
     """The body is larger than the configured limit."""
+
+
+class BodyTimeout(RejectedInput):
+    """The body did not arrive within the read timeout (a stalled or trickling client)."""
 
 
 class Ignored(TriggerError):

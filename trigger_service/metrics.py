@@ -16,6 +16,9 @@ REQUEST_SECONDS = Histogram(
     ["source"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+UNVERIFIED_BYTES = Gauge(
+    "trigger_unverified_body_bytes", "Body bytes held by requests whose signature is unchecked."
+)
 INBOX_DEPTH = Gauge("trigger_inbox_depth", "Events in the inbox by status.", ["status"])
 DECISIONS = Counter(
     "trigger_decisions_total",

@@ -7,11 +7,14 @@ the entry point and passed in.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 # Route name -> the settings field that holds its secret.
 SECRET_FIELDS: dict[str, str] = {
@@ -45,6 +48,14 @@ class Settings(BaseSettings):
         25 * 1024 * 1024,
         description="The same for GitHub, GitLab and Gitea pushes (GitHub's own cap is 25 MB).",
     )
+    body_timeout_seconds: float = Field(
+        10.0, gt=0, description="A webhook body not received within this gets 408."
+    )
+    max_unverified_bytes: int = Field(
+        32 * 1024 * 1024,
+        gt=0,
+        description="Body bytes all requests not yet verified may hold together; beyond: 503.",
+    )
     log_level: str = Field("INFO", description="Python log level name.")
     log_json: bool = Field(True, description="JSON-line logs (false: plain text for a terminal).")
 
@@ -67,6 +78,11 @@ class Settings(BaseSettings):
     alertmanager_token_file: Path | None = None
     grafana_token_file: Path | None = None
     manual_token_file: Path | None = None
+    replay_window_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="The same body on a webhook route within this is one event (0: off).",
+    )
     allow_unauthenticated: bool = Field(
         False, description="Development only: routes without a secret accept unsigned requests."
     )
@@ -211,6 +227,12 @@ class Settings(BaseSettings):
                 setattr(self, name, None)
         return self
 
+    @model_validator(mode="after")
+    def _backend_needs(self) -> Settings:
+        if self.backend == "kfp" and not self.kfp_host:
+            raise ValueError("TRIGGER_KFP_HOST is required with TRIGGER_BACKEND=kfp")
+        return self
+
     def secret_for(self, route: str) -> str | None:
         value: SecretStr | None = getattr(self, SECRET_FIELDS[route])
         return value.get_secret_value() if value is not None else None
@@ -239,3 +261,52 @@ class ClientSettings(BaseSettings):
                     f"{exc.strerror}"
                 ) from exc
         return None
+
+
+class SettingsError(ValueError):
+    """A configuration the service refuses: one line naming each variable, never its value."""
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    if not loc:
+        return "settings"
+    name = str(loc[0])
+    return name if name.isupper() else f"TRIGGER_{name.upper()}"
+
+
+def load_settings(**values: object) -> Settings:
+    """The settings from the environment (and `values`); SettingsError on a bad one, naming the
+    variable without its value (pydantic's own message would quote the first characters)."""
+    try:
+        return Settings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_input=False, include_url=False, include_context=False):
+            message = error["msg"].removeprefix("Value error, ")
+            where = _variable(error["loc"])
+            problems.append(message if where == "settings" else f"{where}: {message}")
+        raise SettingsError("; ".join(problems)) from None
+    except PydanticSettingsError as exc:  # a value that is not even parseable (JSON fields)
+        raise SettingsError(str(exc).split(" from source")[0]) from None
+
+
+def known_variables() -> set[str]:
+    """Every TRIGGER_* name a setting reads: the service's and the CLI client's."""
+    fields = {**Settings.model_fields, **ClientSettings.model_fields}
+    names = {f"TRIGGER_{name.upper()}" for name in fields}
+    for field in fields.values():
+        if isinstance(field.validation_alias, AliasChoices):
+            names |= {str(c) for c in field.validation_alias.choices if str(c).isupper()}
+    return names
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each TRIGGER_* variable no setting reads, with the nearest known name: a
+    misspelt secret (TRIGGER_GITHUB_SECERT) would otherwise leave a route without one."""
+    known = known_variables()
+    warnings = []
+    for name in sorted(n for n in environ if n.startswith("TRIGGER_") and n not in known):
+        near = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        hint = f"; did you mean {near[0]}?" if near else ""
+        warnings.append(f"unknown setting {name} is ignored{hint}")
+    return warnings

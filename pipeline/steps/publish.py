@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -25,11 +26,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipeline.steps.errors import PublishError
 from pipeline.steps.evaluate import score
 from pipeline.steps.preprocess import Split, load_split
 from pipeline.steps.schema import LABEL, ONNX_INPUT, ONNX_OUTPUT
 from pipeline.steps.verify import onnx_predict
 
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MODEL_FILE = "model.onnx"
 METADATA_FILE = "metadata.json"
 RECORD_FILE = ".latest_version"
@@ -92,6 +95,21 @@ def versions(model_dir: Path) -> list[int]:
     return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
+def model_folder(models_root: Path, model_name: str) -> Path:
+    """`models_root/model_name`, refusing a name that would leave the models root: publishing
+    and pruning must never touch folders outside it."""
+    if not MODEL_NAME.fullmatch(model_name):
+        raise PublishError(
+            f"model name {model_name[:60]!r} is not one path segment (letters, digits, '.', "
+            "'_', '-', starting with a letter or digit)"
+        )
+    root = models_root.resolve()
+    folder = (root / model_name).resolve()
+    if folder.parent != root:
+        raise PublishError(f"model folder {folder} is not directly under {root}")
+    return models_root / model_name
+
+
 def publish(
     onnx_path: Path,
     splits_dir: Path,
@@ -102,8 +120,9 @@ def publish(
     policy: Policy,
     now: datetime | None = None,
 ) -> PublishResult:
-    """Publish unless the champion is better; raise only when publishing itself fails."""
-    model_dir = models_root / model_name
+    """Publish unless the champion is better; raise only when publishing itself fails
+    (PublishError, e.g. a model name that is not one path segment)."""
+    model_dir = model_folder(models_root, model_name)
     model_dir.mkdir(parents=True, exist_ok=True)
     test = load_split(splits_dir, "test")
     with _locked(model_dir):

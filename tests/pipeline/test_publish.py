@@ -172,3 +172,35 @@ def test_champion_for_other_classes_is_not_compared(tmp_path: Path, splits_dir: 
     assert result.reason == (
         "published version 2 (champion v1 not comparable: other features or classes)"
     )
+
+
+@pytest.mark.parametrize("name", ["../../escaped-model", "..", ".", "a/b", "", "x\x00y", "/abs"])
+def test_a_model_name_that_leaves_the_models_root_publishes_and_prunes_nothing(
+    tmp_path: Path, splits_dir: Path, name: str
+) -> None:
+    outside = tmp_path / "escaped-model" / "1"
+    outside.mkdir(parents=True)  # a numbered folder pruning must never reach
+    onnx_path = constant_onnx(tmp_path / "challenger" / "model.onnx", predicted_class=0)
+    with pytest.raises(publish.PublishError, match="not one path segment"):
+        publish.publish(
+            onnx_path=onnx_path,
+            splits_dir=splits_dir,
+            models_root=tmp_path / "models" / "root",
+            model_name=name,
+            metrics={"accuracy": 0.9, "macro_f1": 0.5},
+            lineage=LINEAGE,
+            policy=publish.Policy(keep_versions=1),
+            now=NOW,
+        )
+    assert outside.is_dir()
+    assert sorted(p.name for p in (tmp_path / "escaped-model").iterdir()) == ["1"]
+
+
+def test_a_model_folder_that_is_a_symlink_out_of_the_root_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    root.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (root / "songs").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(publish.PublishError, match="not directly under"):
+        publish.model_folder(root, "songs")
+    assert publish.model_folder(root, "other") == root / "other"

@@ -358,6 +358,8 @@ def test_reconcile_defaults_and_a_bucketless_trigger() -> None:
     ]
     off = parse_rules(HEAD + "  - {name: a, on: data, pipeline: songs, reconcile_seconds: 0}\n")
     assert off.triggers[0].reconcile_seconds == 0  # type: ignore[union-attr]
+
+
 def alias_bomb(levels: int) -> str:
     """Nested aliases, 10 per level: 10**levels scalars from a few hundred bytes."""
     lines = ["x0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from trigger_service.errors import PermanentError
 from trigger_service.submit.base import RunRequest, RunState, VersionRef
 from trigger_service.submit.local import LocalBackend
 
@@ -48,3 +49,17 @@ def test_a_local_run_sees_no_trigger_secret(
     assert "SOME_UNRELATED_CREDENTIAL" not in seen
     assert seen["AWS_ACCESS_KEY_ID"] == "run-needs-this"
     assert seen["PATH"]
+
+
+@pytest.mark.parametrize("name", ["../../escaped-model", "a/b", ".."])
+def test_a_run_whose_model_name_leaves_the_models_root_is_refused(
+    tmp_path: Path, name: str
+) -> None:
+    backend = LocalBackend(tmp_path / "runs", tmp_path / "models", tmp_path / "data")
+    package = tmp_path / "pipeline.yaml"
+    package.write_text("# compiled\n")
+    version = VersionRef("songs", "abc", "songs", "abc", package)
+    params = {"data_uri": "x.csv", "model_name": name}
+    with pytest.raises(PermanentError, match="model_name"):
+        backend.submit(RunRequest("run-1", version, params, "songs"))
+    assert not (tmp_path / "runs" / "run-1").exists()

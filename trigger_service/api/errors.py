@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from trigger_service.errors import (
+    BodyTimeout,
     Ignored,
     PayloadTooLarge,
     PermanentError,
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 STATUS: list[tuple[type[Exception], int]] = [
     (Unauthorized, 401),
     (PayloadTooLarge, 413),
+    (BodyTimeout, 408),
     (RejectedInput, 400),
     (TemporaryError, 503),
     (PermanentError, 502),

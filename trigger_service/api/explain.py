@@ -13,6 +13,7 @@ from trigger_service.api.deps import get_services, require_operator
 from trigger_service.errors import RejectedInput
 from trigger_service.explain import explain, parse_payload
 from trigger_service.service import Services
+from trigger_service.validation import checked_events, text
 
 router = APIRouter(tags=["decisions"])
 
@@ -33,6 +34,12 @@ async def explain_route(
     services: Services = Depends(get_services),
     _operator: None = Depends(require_operator),
 ) -> dict[str, Any]:
+    for name in ("event_id", "source", "body"):
+        if (value := getattr(request, name)) is not None:
+            text(value, name)
+    for key, value in request.headers.items():
+        text(key, "headers")
+        text(value, f"headers.{key}")
     if request.event_id is not None:
         stored = await run_in_threadpool(services.inbox.get_event, request.event_id)
         if stored is None:
@@ -45,7 +52,7 @@ async def explain_route(
             raw = json.dumps(request.payload).encode()
         else:
             raise RejectedInput("give payload or body with source")
-        events = parse_payload(request.source, request.headers, raw)
+        events = checked_events(parse_payload(request.source, request.headers, raw), services.rules)
     else:
         raise RejectedInput("give either event_id, or source with payload (or body)")
     heads = services.worker.heads

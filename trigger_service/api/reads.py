@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
@@ -15,11 +15,12 @@ from trigger_service.inbox.store import STATUSES
 from trigger_service.service import Services
 from trigger_service.tracking import runs as tracked
 from trigger_service.tracking.models import decision_of, read_models
+from trigger_service.validation import INT64_MAX
 from trigger_service.worker import decisions as decided
 
 router = APIRouter(tags=["reads"])
 Limit = Query(50, ge=1, le=500)
-Offset = Query(0, ge=0)
+Offset = Query(0, ge=0, le=INT64_MAX)  # beyond 64 bits the store cannot take it
 
 
 def _not_found(what: str, ident: str) -> HTTPException:
@@ -201,7 +202,9 @@ def _model_lineage(conn: Any, services: Services, name: str, version: int) -> di
     summary="Why is this model version serving? model -> run -> decision -> events -> commit",
 )
 async def model_lineage(
-    name: str, version: int, services: Services = Depends(get_services)
+    name: str,
+    version: int = Path(ge=0, le=INT64_MAX),
+    services: Services = Depends(get_services),
 ) -> dict[str, Any]:
     def read() -> dict[str, Any]:
         with services.engine.connect() as conn:

@@ -1,7 +1,8 @@
 """Webhook routes: read the body within the limit, verify, parse, store, and only then answer.
 
 202: at least one new event stored (ids listed). 200: a redelivery (`duplicate: true`) or a
-delivery of no interest (`ignored: true` with the reason). 401/400/413: see api.errors.
+delivery of no interest (`ignored: true` with the reason). 401/400/408/413/503: see api.errors;
+reading a body before its signature is checked: api.intake.
 """
 
 from __future__ import annotations
@@ -13,11 +14,22 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from trigger_service.errors import Ignored, PayloadTooLarge, RejectedInput, Unauthorized
+from trigger_service.api.intake import ByteBudget, read_body, unverified
+from trigger_service.api.openapi import WEBHOOK_RESPONSES, request_body
+from trigger_service.api.replay import ReplayGuard
+from trigger_service.errors import (
+    BodyTimeout,
+    Ignored,
+    PayloadTooLarge,
+    RejectedInput,
+    TemporaryError,
+    Unauthorized,
+)
 from trigger_service.events import Event, utcnow
 from trigger_service.metrics import ALERTS_TRUNCATED, EVENTS_RECEIVED, REQUEST_SECONDS
 from trigger_service.service import Services
 from trigger_service.sources import SOURCES, truncated_groups
+from trigger_service.validation import checked_events
 
 router = APIRouter(tags=["webhooks"])
 log = logging.getLogger(__name__)
@@ -25,26 +37,11 @@ log = logging.getLogger(__name__)
 OUTCOMES: list[tuple[type[Exception], str]] = [
     (Unauthorized, "unauthorized"),
     (PayloadTooLarge, "too_large"),
+    (BodyTimeout, "timeout"),
+    (TemporaryError, "busy"),
     (RejectedInput, "rejected"),
     (Ignored, "ignored"),
 ]
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing more than `limit` bytes without reading them all."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise RejectedInput("invalid Content-Length header")
-        if int(declared) > limit:
-            raise PayloadTooLarge(f"body of {declared} bytes is over the limit of {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def receive(name: str, request: Request, services: Services) -> Response:
@@ -64,18 +61,32 @@ async def receive(name: str, request: Request, services: Services) -> Response:
 async def _receive(name: str, request: Request, services: Services) -> Response:
     source = SOURCES[name]
     settings = services.settings
-    # Git pushes (a long branch merged) may be far larger than other deliveries.
-    body = await read_body(
-        request, getattr(settings, getattr(source, "max_body_setting", "max_body_bytes"))
-    )
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    secret = settings.secret_for(name)
-    if secret is not None:
-        source.verify(headers, body, secret)
-    elif not settings.allow_unauthenticated:
-        raise Unauthorized(f"the {name} route has no secret configured and refuses every request")
-    parsed = source.parse(headers, body, utcnow())
-    results = await services.inbox.store_async(parsed)
+    async with unverified(_budget(request, settings.max_unverified_bytes)) as claim:
+        # Git pushes (a long branch merged) may be far larger than other deliveries.
+        limit = getattr(settings, getattr(source, "max_body_setting", "max_body_bytes"))
+        body = await read_body(request, limit, settings.body_timeout_seconds, claim)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        secret = settings.secret_for(name)
+        if secret is not None:
+            source.verify(headers, body, secret)
+        elif not settings.allow_unauthenticated:
+            raise Unauthorized(
+                f"the {name} route has no secret configured and refuses every request"
+            )
+    parsed = checked_events(source.parse(headers, body, utcnow()), services.rules)
+    guard = _replays(request, services)
+    earlier = guard.check(name, body, [event.id for event in parsed])
+    if earlier is not None:
+        EVENTS_RECEIVED.labels(name, "duplicate").inc()
+        log.info("%s delivery replays an earlier body: one event", name, extra={"source": name})
+        ids = list(earlier)
+        answer = {"event_ids": ids, "accepted": [], "duplicates": ids, "duplicate": True}
+        return JSONResponse({**answer, "replay": True}, status_code=200)
+    try:
+        results = await services.inbox.store_async(parsed)
+    except BaseException:
+        guard.forget(name, body)  # not stored: a retry of this body must be stored
+        raise
     new = [r.event_id for r in results if r.new]
     seen = [r.event_id for r in results if not r.new]
     EVENTS_RECEIVED.labels(name, "accepted" if new else "duplicate").inc()
@@ -102,6 +113,25 @@ def _warn_truncated(name: str, parsed: list[Event]) -> None:
         )
 
 
+def _budget(request: Request, limit: int) -> ByteBudget:
+    """The application's one budget of unverified bytes (made on first use)."""
+    state = request.app.state
+    budget: ByteBudget | None = getattr(state, "unverified_bytes", None)
+    if budget is None:
+        budget = state.unverified_bytes = ByteBudget(limit)
+    return budget
+
+
+def _replays(request: Request, services: Services) -> ReplayGuard:
+    state = request.app.state
+    guard: ReplayGuard | None = getattr(state, "replay_guard", None)
+    if guard is None:
+        guard = state.replay_guard = ReplayGuard(
+            services.settings.replay_window_seconds, services.clock
+        )
+    return guard
+
+
 def _webhook(name: str) -> Any:
     # No Depends(): resolving dependencies is a measurable share of a webhook's CPU.
     async def handler(request: Request) -> Response:
@@ -111,6 +141,9 @@ def _webhook(name: str) -> Any:
     return handler
 
 
+# SNS (AWS S3 notifications through SNS) posts its JSON as text/plain.
+_MEDIA = {"storage": ("application/json", "text/plain")}
+
 for _name in ("github", "gitlab", "gitea", "storage", "alertmanager", "grafana"):
     router.add_api_route(
         f"/webhooks/{_name}",
@@ -118,10 +151,20 @@ for _name in ("github", "gitlab", "gitea", "storage", "alertmanager", "grafana")
         methods=["POST"],
         status_code=202,
         summary=f"Receive a {_name} delivery",
+        responses=WEBHOOK_RESPONSES,
+        openapi_extra=request_body(
+            {"type": "object", "description": f"The {_name} payload, as the sender sends it"},
+            *_MEDIA.get(_name, ("application/json",)),
+        ),
     )
 
 
-@router.head("/webhooks/storage", summary="MinIO probes the endpoint with HEAD before use")
+@router.head(
+    "/webhooks/storage",
+    summary="MinIO probes the endpoint with HEAD before use",
+    response_class=Response,
+    responses={200: {"description": "The route exists (no body)"}},
+)
 async def storage_probe() -> Response:
     return Response(status_code=200)
 
@@ -132,4 +175,6 @@ router.add_api_route(
     methods=["POST"],
     status_code=202,
     summary="Trigger a pipeline by hand (Bearer token; JSON {pipeline, version?, params?})",
+    responses=WEBHOOK_RESPONSES,
+    openapi_extra=request_body({"$ref": "#/components/schemas/ManualRequest"}, "application/json"),
 )

@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from trigger_service.errors import PermanentError
+from trigger_service.errors import PermanentError, RejectedInput
 from trigger_service.submit.base import RunRequest, RunState, RunStatus, VersionRef, VersionSpec
+from trigger_service.validation import segment
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,10 @@ class LocalBackend:
         folder = self.runs_dir / request.run_name
         if (folder / "state.json").exists():
             return request.run_name
+        try:  # a template may render it from an alert label: checked where the path is built
+            segment(request.params.get("model_name", "songs"), "model_name")
+        except RejectedInput as exc:
+            raise PermanentError(str(exc)) from None
         folder.mkdir(parents=True, exist_ok=True)
         params = {**request.params, "models_root": str(self.models_root)}
         if "data_uri" not in params:

@@ -1,0 +1,74 @@
+"""Unauthenticated bytes are bounded: a stalled body gets 408 after the read timeout, and bodies
+not yet verified share one budget (503 beyond it), against the real service on loopback."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.repo import GitRepo, rules_text
+from tests.support.server import ServiceProcess, running_service
+
+KB = 1024
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[ServiceProcess]:
+    repo = GitRepo(tmp_path / "repo")
+    repo.commit({"pipeline.yaml": "# compiled\n"}, "init")
+    (tmp_path / "rules.yaml").write_text(rules_text(repo.url))
+    env = {
+        "TRIGGER_RULES_PATH": str(tmp_path / "rules.yaml"),
+        "TRIGGER_DATABASE_URL": f"sqlite:///{tmp_path / 'trigger.db'}",
+        "TRIGGER_BACKEND": "shadow",
+        "TRIGGER_WORKER_ENABLED": "false",
+        "TRIGGER_GITHUB_SECRET": "gh-secret",
+        "TRIGGER_MAX_BODY_BYTES": str(200 * KB),
+        "TRIGGER_MAX_UNVERIFIED_BYTES": str(300 * KB),
+        "TRIGGER_BODY_TIMEOUT_SECONDS": "2",
+    }
+    with running_service(env, tmp_path / "service" / "service.log") as running:
+        yield running
+
+
+def start_post(service: ServiceProcess, declared: int, sent: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", service.port), timeout=15)
+    head = (
+        f"POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"X-GitHub-Event: push\r\nX-GitHub-Delivery: d\r\nX-Hub-Signature-256: sha256=00\r\n"
+        f"Content-Length: {declared}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + b" " * sent)
+    return sock
+
+
+def status_of(sock: socket.socket) -> int:
+    data = b""
+    while b"\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return int(data.split(b" ", 2)[1])
+
+
+def test_a_stalled_body_gets_408_after_the_read_timeout(service: ServiceProcess) -> None:
+    started = time.monotonic()
+    with start_post(service, declared=100 * KB, sent=10) as sock:
+        assert status_of(sock) == 408
+    assert 1.5 < time.monotonic() - started < 8
+
+
+def test_unverified_bodies_share_one_budget(service: ServiceProcess) -> None:
+    with start_post(service, declared=200 * KB, sent=190 * KB) as stalled:
+        time.sleep(0.5)  # the service holds 190 kB of it now
+        with start_post(service, declared=200 * KB, sent=200 * KB) as second:
+            assert status_of(second) == 503
+        assert status_of(stalled) == 408
+    # The stalled request's bytes went back to the budget: a full body is read and checked.
+    with start_post(service, declared=200 * KB, sent=200 * KB) as third:
+        assert status_of(third) == 401
