@@ -224,6 +224,7 @@ def test_manual_trigger_to_run_to_model_to_lineage(page: Any, console: tuple[Con
     assert "by-hand" in page.inner_text("table.triggers")
     params = page.inner_text("#params")
     assert "pipeline songs default" in params and "the service (lineage)" in params
+    assert event_id in params, "the lineage values the run was given"
     shot(page, "decision")
 
     page.locator("a[href^='/ui/runs/']").first.click()

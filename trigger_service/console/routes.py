@@ -188,6 +188,7 @@ def _decision_page(services: Services, decision_id: str) -> dict[str, Any] | Non
             select(decided.decisions.c.policy).where(decided.decisions.c.id == decision_id)
         ).first()
         held = pauses.paused(conn)
+        run = tracked.get_run(conn, decision["run_id"]) if decision["run_id"] else None
     covered = [
         {
             "event": event,
@@ -201,7 +202,9 @@ def _decision_page(services: Services, decision_id: str) -> dict[str, Any] | Non
         "decision": decision,
         "policy": row.policy if row is not None else None,
         "covered": covered,
-        "params": queries.param_origins(decision, stored, rules),
+        "params": queries.param_origins(
+            decision, stored, rules, run.params if run is not None else None
+        ),
         "paused": decision["trigger"] in held if decision["trigger"] else False,
     }
 
