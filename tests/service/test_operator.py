@@ -192,3 +192,18 @@ def test_logs_are_for_operators_and_only_for_runs_that_keep_one_here(
     too_far = client.get(f"/runs/{run_id}/logs", params={"offset": -1}, headers=AUTH)
     assert too_far.status_code == 400
     assert json.loads(answer.text)["detail"].startswith(f"run {run_id} (scripted)")
+
+
+@pytest.mark.parametrize("bad", ["a%00b", "..%2F..%2Fetc", "x" * 300, "%ED%A0%80", "a%20b"])
+def test_bad_ids_and_names_are_400_naming_the_field(client: TestClient, bad: str) -> None:
+    for method, path in (
+        ("POST", f"/runs/{bad}/cancel"),
+        ("POST", f"/decisions/{bad}/cancel"),
+        ("GET", f"/runs/{bad}/logs"),
+        ("POST", f"/triggers/{bad}/pause"),
+    ):
+        answer = client.request(method, path, headers=AUTH)
+        assert answer.status_code in (400, 404), (path, answer.status_code)
+        if answer.status_code == 400:
+            assert "path." in answer.json()["error"], answer.text
+    assert client.post("/triggers/by-hand/pause", json={"reason": "x" * 501}, headers=AUTH).status_code == 400

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
@@ -22,6 +22,11 @@ from trigger_service.worker import decisions as decided
 
 router = APIRouter(tags=["operator"])
 Operator = Depends(require_operator)
+# Ids this service made (r-/d- + hex) and rules names: anything else is a 400 naming the field,
+# before it reaches the store (PostgreSQL refuses NUL in text).
+RunId = Path(max_length=64, pattern=r"^[A-Za-z0-9._-]+$", description="A run id, r-...")
+DecisionId = Path(max_length=64, pattern=r"^[A-Za-z0-9._-]+$", description="A decision id, d-...")
+TriggerName = Path(max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Trigger")
 
 
 class CancelResult(BaseModel):
@@ -79,7 +84,7 @@ def _answer(result: Canceled | None, what: str, ident: str) -> CancelResult:
     responses={404: {"description": "no such run"}, 409: {"description": "already ended"}},
     dependencies=[Operator],
 )
-async def cancel_run_route(run_id: str, services: Services = Depends(get_services)) -> Any:
+async def cancel_run_route(run_id: str = RunId, services: Services = Depends(get_services)) -> Any:
     result = await run_in_threadpool(
         cancel_run, services.engine, services.backend, run_id, services.clock()
     )
@@ -94,7 +99,7 @@ async def cancel_run_route(run_id: str, services: Services = Depends(get_service
     dependencies=[Operator],
 )
 async def cancel_decision_route(
-    decision_id: str, services: Services = Depends(get_services)
+    decision_id: str = DecisionId, services: Services = Depends(get_services)
 ) -> Any:
     result = await run_in_threadpool(
         cancel_decision, services.engine, decision_id, services.clock()
@@ -118,7 +123,7 @@ def _run_row(services: Services, run_id: str) -> Any:
     dependencies=[Operator],
 )
 async def run_logs(
-    run_id: str,
+    run_id: str = RunId,
     follow: bool = Query(False, description="Keep the answer open and stream new lines."),
     offset: int = Query(0, ge=0, le=2**40, description="Start at this byte."),
     services: Services = Depends(get_services),
@@ -203,7 +208,7 @@ def set_paused(services: Services, name: str, paused: bool, reason: str | None) 
     dependencies=[Operator],
 )
 async def pause_trigger(
-    name: str,
+    name: str = TriggerName,
     request: PauseRequest | None = Body(None),
     services: Services = Depends(get_services),
 ) -> TriggerStatus:
@@ -216,7 +221,9 @@ async def pause_trigger(
     summary="Resume a paused trigger (manual token)",
     dependencies=[Operator],
 )
-async def resume_trigger(name: str, services: Services = Depends(get_services)) -> TriggerStatus:
+async def resume_trigger(
+    name: str = TriggerName, services: Services = Depends(get_services)
+) -> TriggerStatus:
     return await run_in_threadpool(set_paused, services, name, False, None)
 
 

@@ -14,13 +14,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
 from trigger_service import pauses
-from trigger_service.api.operator import rules_status, set_paused
+from trigger_service.api.operator import DecisionId, RunId, TriggerName, rules_status, set_paused
 from trigger_service.api.reads import _pipelines, run_lineage
 from trigger_service.console import queries
 from trigger_service.console.session import (
@@ -157,7 +158,8 @@ async def timeline(request: Request) -> HTMLResponse:
         kind=q.get("kind") or None,
         outcome=q.get("outcome") or None,
         pipeline=q.get("pipeline") or None,
-        text=(q.get("q") or "")[:200] or None,
+        # Printable text only: PostgreSQL refuses NUL, and no id or reason holds control bytes.
+        text="".join(c for c in (q.get("q") or "")[:200] if c.isprintable()) or None,
     )
     services = _services(request)
     rows = await run_in_threadpool(_read, services, queries.timeline, wanted)
@@ -210,7 +212,7 @@ def _decision_page(services: Services, decision_id: str) -> dict[str, Any] | Non
 
 
 @router.get("/decisions/{decision_id}")
-async def decision_page(request: Request, decision_id: str) -> HTMLResponse:
+async def decision_page(request: Request, decision_id: str = DecisionId) -> HTMLResponse:
     data = await run_in_threadpool(_decision_page, _services(request), decision_id)
     if data is None:
         return page(request, "missing.html", 404, what=f"decision {decision_id}")
@@ -218,7 +220,7 @@ async def decision_page(request: Request, decision_id: str) -> HTMLResponse:
 
 
 @router.post("/decisions/{decision_id}/cancel")
-async def decision_cancel(request: Request, decision_id: str) -> Response:
+async def decision_cancel(request: Request, decision_id: str = DecisionId) -> Response:
     await _action(request)
     services = _services(request)
     result = await run_in_threadpool(cancel_decision, services.engine, decision_id, time.time())
@@ -237,7 +239,7 @@ async def runs_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/runs/{run_id}")
-async def run_page(request: Request, run_id: str) -> HTMLResponse:
+async def run_page(request: Request, run_id: str = RunId) -> HTMLResponse:
     services = _services(request)
     run = await run_in_threadpool(_read, services, run_lineage, run_id)
     if run is None:
@@ -260,7 +262,7 @@ async def run_page(request: Request, run_id: str) -> HTMLResponse:
 
 
 @router.get("/runs/{run_id}/log")
-async def run_log(request: Request, run_id: str) -> Response:
+async def run_log(request: Request, run_id: str = RunId) -> Response:
     services = _services(request)
     if session(request, _keys(services)) is None:
         raise HTTPException(403, detail="sign in to read run logs")
@@ -277,7 +279,7 @@ async def run_log(request: Request, run_id: str) -> Response:
 
 
 @router.post("/runs/{run_id}/cancel")
-async def run_cancel(request: Request, run_id: str) -> Response:
+async def run_cancel(request: Request, run_id: str = RunId) -> Response:
     await _action(request)
     services = _services(request)
     try:
@@ -311,7 +313,7 @@ async def pipelines_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/pipelines/{name}/trigger")
-async def pipeline_trigger(request: Request, name: str) -> Response:
+async def pipeline_trigger(request: Request, name: str = TriggerName) -> Response:
     """A manual trigger from the console: stored like POST /trigger, then decided by the worker."""
     form = await _action(request)
     services = _services(request)
@@ -335,7 +337,7 @@ async def rules_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/triggers/{name}/{verb}")
-async def trigger_pause(request: Request, name: str, verb: str) -> Response:
+async def trigger_pause(request: Request, verb: str, name: str = TriggerName) -> Response:
     form = await _action(request)
     if verb not in ("pause", "resume"):
         raise HTTPException(404, detail="pause or resume")
@@ -363,7 +365,9 @@ async def dead_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/events/{event_id}/replay")
-async def replay(request: Request, event_id: str) -> Response:
+async def replay(
+    request: Request, event_id: str = PathParam(max_length=256, pattern=r"^[^\x00-\x1f]+$")
+) -> Response:
     await _action(request)
     services = _services(request)
     exists = await run_in_threadpool(
