@@ -206,4 +206,7 @@ def test_bad_ids_and_names_are_400_naming_the_field(client: TestClient, bad: str
         assert answer.status_code in (400, 404), (path, answer.status_code)
         if answer.status_code == 400:
             assert "path." in answer.json()["error"], answer.text
-    assert client.post("/triggers/by-hand/pause", json={"reason": "x" * 501}, headers=AUTH).status_code == 400
+    assert (
+        client.post("/triggers/by-hand/pause", json={"reason": "x" * 501}, headers=AUTH).status_code
+        == 400
+    )
