@@ -132,6 +132,8 @@ async def run_logs(
     if row is None:
         raise HTTPException(404, detail=f"run {run_id} not found")
     path = logs.log_file(row, services.settings.runs_dir)
+    if path is None and row.backend == "local" and row.state == "submitting":
+        raise HTTPException(409, detail=f"run {run_id} has not started yet; ask again shortly")
     if path is None:
         where = f": see {row.url}" if row.url else ""
         raise HTTPException(409, detail=f"run {run_id} ({row.backend}) has no log here{where}")

@@ -34,12 +34,14 @@ from trigger_service.console.session import (
 from trigger_service.database import events
 from trigger_service.errors import TriggerError
 from trigger_service.events import utcnow
+from trigger_service.rules.policy import Policy
 from trigger_service.service import Services
 from trigger_service.sources import SOURCES
 from trigger_service.tracking import logs
 from trigger_service.tracking import runs as tracked
 from trigger_service.tracking.cancel import cancel_decision, cancel_run
 from trigger_service.worker import decisions as decided
+from trigger_service.worker.admission import verdict_for
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -191,6 +193,17 @@ def _decision_page(services: Services, decision_id: str) -> dict[str, Any] | Non
         ).first()
         held = pauses.paused(conn)
         run = tracked.get_run(conn, decision["run_id"]) if decision["run_id"] else None
+        policy_now = None
+        if row is not None and row.policy and decision["pipeline"]:
+            # What the policy would say if this decision were admitted now (explain's question).
+            verdict, queued = verdict_for(
+                conn, decision["pipeline"], Policy(**row.policy), services.clock(), decision_id
+            )
+            policy_now = {
+                "verdict": type(verdict).__name__.lower(),
+                "reason": getattr(verdict, "reason", "would run now"),
+                "queued": queued,
+            }
     covered = [
         {
             "event": event,
@@ -208,6 +221,7 @@ def _decision_page(services: Services, decision_id: str) -> dict[str, Any] | Non
             decision, stored, rules, run.params if run is not None else None
         ),
         "paused": decision["trigger"] in held if decision["trigger"] else False,
+        "policy_now": policy_now,
     }
 
 
@@ -223,7 +237,9 @@ async def decision_page(request: Request, decision_id: str = DecisionId) -> HTML
 async def decision_cancel(request: Request, decision_id: str = DecisionId) -> Response:
     await _action(request)
     services = _services(request)
-    result = await run_in_threadpool(cancel_decision, services.engine, decision_id, time.time())
+    result = await run_in_threadpool(
+        cancel_decision, services.engine, decision_id, services.clock()
+    )
     message = result.detail if result is not None else "no such decision"
     return _back(f"/ui/decisions/{decision_id}", message)
 
@@ -284,7 +300,7 @@ async def run_cancel(request: Request, run_id: str = RunId) -> Response:
     services = _services(request)
     try:
         result = await run_in_threadpool(
-            cancel_run, services.engine, services.backend, run_id, time.time()
+            cancel_run, services.engine, services.backend, run_id, services.clock()
         )
     except TriggerError as exc:
         return _back(f"/ui/runs/{run_id}", f"the backend refused: {exc}")
