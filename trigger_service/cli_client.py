@@ -202,9 +202,14 @@ def _listing(path: str, columns: list[tuple[str, Callable[[dict], Any]]], *filte
 def cmd_logs(client: Client, args: argparse.Namespace) -> int:
     params = {"follow": "true" if args.follow else "false"}
     out = sys.stdout.buffer
-    for chunk in client.stream(f"/runs/{args.run}/logs", params):
-        out.write(chunk)
-        out.flush()
+    try:
+        for chunk in client.stream(f"/runs/{args.run}/logs", params):
+            out.write(chunk)
+            out.flush()
+    except KeyboardInterrupt:  # Ctrl-C ends a follow; the run goes on
+        return 130
+    except BrokenPipeError:  # `logs RUN | head`
+        return 0
     return 0
 
 

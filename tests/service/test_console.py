@@ -56,7 +56,9 @@ def test_pages_render_with_data(
     assert "by-hand" in decision and "the service (lineage)" in decision
     assert "pipeline songs default" in decision  # data_uri came from the pipeline's defaults
     # queue-one with this decision's run still active: a second one now would queue.
-    assert "If admitted now: <strong>queue</strong>" in decision, decision[decision.find("<h2>Policy"):][:900]
+    assert "If admitted now: <strong>queue</strong>" in decision, decision[
+        decision.find("<h2>Policy") :
+    ][:900]
     run_id = client.get(f"/decisions/{decision_id}").json()["run_id"]
     run = client.get(f"/ui/runs/{run_id}").text
     assert "State history" in run and "submitting" in run
