@@ -102,3 +102,34 @@ def test_sign_in_redirects_only_into_the_console(client: TestClient) -> None:
             "/ui/signin", data={"token": "manual-token", "next": target}, follow_redirects=False
         )
         assert answer.headers["location"] == "/ui", target
+
+
+def test_without_an_operator_token_sign_in_is_refused_unless_in_development(build: Build) -> None:
+    closed = build(manual_token=None)
+    with TestClient(create_app(closed, start_worker=False)) as client:
+        answer = client.post("/ui/signin", data={"token": ""}, follow_redirects=False)
+        assert answer.status_code == 401
+    open_dev = build(manual_token=None, allow_unauthenticated=True)
+    with TestClient(create_app(open_dev, start_worker=False)) as client:
+        answer = client.post("/ui/signin", data={"token": ""}, follow_redirects=False)
+        assert answer.status_code == 303
+        page = client.get("/ui/rules").text
+        csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', page)
+        assert csrf is not None
+        done = client.post("/ui/triggers/drift/pause", data={"csrf": csrf.group(1)})
+        assert done.status_code == 200 and "drift: paused" in done.text
+
+
+def test_a_cookie_signed_with_an_old_token_is_no_session(build: Build) -> None:
+    first = build()
+    with TestClient(create_app(first, start_worker=False)) as client:
+        sign_in(client)
+        cookie = client.cookies.get("trigger_console")
+    assert cookie
+    with TestClient(create_app(build(), start_worker=False)) as client:  # another replica
+        client.cookies.set("trigger_console", cookie, path="/ui")
+        assert 'action="/ui/signout"' in client.get("/ui/rules").text
+    rotated = build(manual_token="a-new-token")
+    with TestClient(create_app(rotated, start_worker=False)) as client:
+        client.cookies.set("trigger_console", cookie, path="/ui")
+        assert 'action="/ui/signout"' not in client.get("/ui/rules").text
