@@ -3,6 +3,7 @@ trigger, and the rules file's status. Acting routes take the manual trigger's to
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
@@ -17,9 +18,11 @@ from trigger_service.database import decisions, write
 from trigger_service.service import Services
 from trigger_service.tracking import logs
 from trigger_service.tracking import runs as tracked
-from trigger_service.tracking.cancel import Canceled, cancel_decision, cancel_run
+from trigger_service.tracking.cancel import Canceled, cancel_run
 from trigger_service.worker import decisions as decided
+from trigger_service.worker.canceling import cancel_decision
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["operator"])
 Operator = Depends(require_operator)
 # Ids this service made (r-/d- + hex) and rules names: anything else is a 400 naming the field,
@@ -198,9 +201,11 @@ def set_paused(services: Services, name: str, paused: bool, reason: str | None) 
         raise HTTPException(404, detail=f"trigger {name} is not in the rules in force")
     with write(services.engine) as conn:
         if paused:
-            pauses.pause(conn, name, services.clock(), reason)
+            changed = pauses.pause(conn, name, services.clock(), reason)
         else:
-            pauses.resume(conn, name)
+            changed = pauses.resume(conn, name)
+    if changed:
+        log.info("trigger %s %s by an operator", name, "paused" if paused else "resumed")
     return next(t for t in rules_status(services).triggers if t.name == name)
 
 

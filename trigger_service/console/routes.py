@@ -39,9 +39,10 @@ from trigger_service.service import Services
 from trigger_service.sources import SOURCES
 from trigger_service.tracking import logs
 from trigger_service.tracking import runs as tracked
-from trigger_service.tracking.cancel import cancel_decision, cancel_run
+from trigger_service.tracking.cancel import cancel_run
 from trigger_service.worker import decisions as decided
 from trigger_service.worker.admission import verdict_for
+from trigger_service.worker.canceling import cancel_decision
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
