@@ -210,3 +210,27 @@ def test_bad_ids_and_names_are_400_naming_the_field(client: TestClient, bad: str
         client.post("/triggers/by-hand/pause", json={"reason": "x" * 501}, headers=AUTH).status_code
         == 400
     )
+
+
+def test_a_collecting_decision_waits_while_its_trigger_is_paused(
+    client: TestClient, services: Services, backend: ScriptedBackend, clock: FakeClock
+) -> None:
+    body = {"Records": [{"eventName": "s3:ObjectCreated:Put", "s3": {
+        "bucket": {"name": "datasets"},
+        "object": {"key": "songs/c.csv", "eTag": "e3", "size": 10, "sequencer": "03"},
+    }}], "EventName": "s3:ObjectCreated:Put", "Key": "datasets/songs/c.csv"}  # fmt: skip
+    stored = client.post(
+        "/webhooks/storage", json=body, headers={"Authorization": "Bearer storage-token"}
+    )
+    services.worker.run_until_idle()
+    decision = decision_of(client, stored.json()["accepted"][0])
+    assert decision["state"] == "collecting"
+    assert client.post("/triggers/new-data/pause", headers=AUTH).status_code == 200
+    clock.advance(600)  # past the debounce and the max wait
+    services.worker.run_until_idle()
+    assert client.get(f"/decisions/{decision['id']}").json()["state"] == "collecting"
+    assert backend.submit_calls == 0
+    assert client.post("/triggers/new-data/resume", headers=AUTH).status_code == 200
+    services.worker.run_until_idle()
+    assert client.get(f"/decisions/{decision['id']}").json()["state"] == "submitted"
+    assert backend.submit_calls == 1
