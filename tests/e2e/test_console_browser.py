@@ -257,6 +257,11 @@ def test_a_running_run_is_canceled_from_its_page(page: Any, console: tuple[Conso
         "document.getElementById('log') && "
         "document.getElementById('log').textContent.includes('train')"
     )
+    # The step list follows the log without a reload.
+    page.wait_for_function(
+        "document.getElementById('steps').textContent.includes('train: RUNNING')"
+    )
+    assert "load-data: SUCCESS" in page.inner_text("#steps")
     page.click("#cancel-run")
     assert page.inner_text(".message") == "canceled by an operator"
     assert page.inner_text("#run-state") == "canceled"
