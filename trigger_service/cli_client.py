@@ -96,6 +96,7 @@ def when(epoch: float | None) -> str:
 
 def short(value: Any, width: int = 60) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = " ".join(text.split())  # one line: errors can span several
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -159,7 +160,12 @@ def cmd_status(client: Client, args: argparse.Namespace) -> int:
             f"rules     {rules['path']}  sha256 {str(rules['sha256'])[:12]}"
             + (f"  commit {rules['commit'][:12]}" if rules["commit"] else ""),
             "          last refused edit: "
-            + (f"{when(refused['at'])}: {short(refused['error'], 80)}" if refused else "none"),
+            + (f"{when(refused['at'])}: {short(refused['error'], 100)}" if refused else "none")
+            + (
+                " (a later edit is in force)"
+                if refused and (rules["loaded_at"] or 0) > refused["at"]
+                else ""
+            ),
             "triggers  "
             + ", ".join(
                 f"{t['name']} ({'PAUSED' if t['paused'] else 'active'})" for t in rules["triggers"]
@@ -196,9 +202,14 @@ def _listing(path: str, columns: list[tuple[str, Callable[[dict], Any]]], *filte
 def cmd_logs(client: Client, args: argparse.Namespace) -> int:
     params = {"follow": "true" if args.follow else "false"}
     out = sys.stdout.buffer
-    for chunk in client.stream(f"/runs/{args.run}/logs", params):
-        out.write(chunk)
-        out.flush()
+    try:
+        for chunk in client.stream(f"/runs/{args.run}/logs", params):
+            out.write(chunk)
+            out.flush()
+    except KeyboardInterrupt:  # Ctrl-C ends a follow; the run goes on
+        return 130
+    except BrokenPipeError:  # `logs RUN | head`
+        return 0
     return 0
 
 

@@ -298,7 +298,8 @@ Try it (in another terminal):
        -H 'Authorization: Bearer {demo.tokens["alertmanager"]}' \\
        -H 'Content-Type: application/json' -d '{alert}'
 
-Then look: {demo.url}/runs  {demo.url}/decisions  {demo.url}/models  {demo.url}/docs
+Then look: {demo.url}/ui (the console; sign in with the manual token above), or
+  {demo.url}/runs  {demo.url}/decisions  {demo.url}/models  {demo.url}/docs
 """
 
 

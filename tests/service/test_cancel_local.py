@@ -134,3 +134,76 @@ def _log(folder: Path) -> bytes:
         return (folder / "run.log").read_bytes()
     except OSError:
         return b""
+
+
+@pytest.mark.slow
+def test_cancel_stops_a_real_pipeline_run_mid_training(tmp_path: Path) -> None:
+    """The real pipeline under kfp.local (TensorFlow in a task subprocess): cancel during
+    training stops every process of the run, and no model version appears."""
+    import subprocess
+
+    from tests.support.repo import GitRepo
+    from trigger_service.settings import Settings
+
+    repo = GitRepo(tmp_path / "repo")
+    compiled = tmp_path / "compiled.yaml"
+    subprocess.run(
+        [sys.executable, "-m", "pipeline", "compile", "--output", str(compiled)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    repo.commit({"pipeline.yaml": compiled.read_text()}, "the real pipeline")
+    subprocess.run(
+        [sys.executable, "-m", "pipeline", "demo-data", "--output",
+         str(tmp_path / "data" / "songs.csv"), "--rows", "800"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "pipelines:\n  - name: songs\n    source:\n"
+        f"      repository: {repo.url}\n      package_path: pipeline.yaml\n"
+        "    defaults:\n      data_uri: songs.csv\n      model_name: songs\n      epochs: 50\n"
+        "triggers:\n  - name: by-hand\n    on: manual\n"
+    )
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'trigger.db'}",
+        rules_path=rules,
+        backend="local",
+        models_root=tmp_path / "models",
+        data_dir=tmp_path / "data",
+        runs_dir=tmp_path / "runs",
+        git_cache_dir=tmp_path / "git-cache",
+        manual_token="manual-token",
+        worker_poll_seconds=0.1,
+    )
+    services = Services.build(settings)
+    with TestClient(create_app(services, start_worker=True)) as client:
+        assert client.post("/trigger", json={"pipeline": "songs"}, headers=AUTH).status_code == 202
+        wait_for(lambda: client.get("/runs").json()["items"], timeout=120)
+        (run,) = client.get("/runs").json()["items"]
+        wait_for(lambda: client.get(f"/runs/{run['id']}").json()["external_id"], timeout=60)
+        external = client.get(f"/runs/{run['id']}").json()["external_id"]
+        folder = tmp_path / "runs" / external
+        wait_for(lambda: b"Epoch 1/" in _log(folder), timeout=600)
+        leader = int(__import__("json").loads((folder / "state.json").read_text())["pid"])
+        members = _group(leader)
+        assert len(members) >= 2, "kfp.local runs the task in processes of its own"
+
+        canceled = client.post(f"/runs/{run['id']}/cancel", headers=AUTH)
+        assert canceled.status_code == 200 and canceled.json()["state"] == "canceled"
+        wait_for(lambda: not any(alive(pid) for pid in members), timeout=20)
+        time.sleep(2)
+        assert client.get(f"/runs/{run['id']}").json()["state"] == "canceled"
+    assert not list((tmp_path / "models").glob("songs/[0-9]*")), "nothing published"
+
+
+def _group(pgid: int) -> list[int]:
+    """Live processes of process group `pgid` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found

@@ -55,6 +55,10 @@ def test_pages_render_with_data(
     decision = client.get(f"/ui/decisions/{decision_id}").text
     assert "by-hand" in decision and "the service (lineage)" in decision
     assert "pipeline songs default" in decision  # data_uri came from the pipeline's defaults
+    # queue-one with this decision's run still active: a second one now would queue.
+    assert "If admitted now: <strong>queue</strong>" in decision, decision[
+        decision.find("<h2>Policy") :
+    ][:900]
     run_id = client.get(f"/decisions/{decision_id}").json()["run_id"]
     run = client.get(f"/ui/runs/{run_id}").text
     assert "State history" in run and "submitting" in run
@@ -98,3 +102,34 @@ def test_sign_in_redirects_only_into_the_console(client: TestClient) -> None:
             "/ui/signin", data={"token": "manual-token", "next": target}, follow_redirects=False
         )
         assert answer.headers["location"] == "/ui", target
+
+
+def test_without_an_operator_token_sign_in_is_refused_unless_in_development(build: Build) -> None:
+    closed = build(manual_token=None)
+    with TestClient(create_app(closed, start_worker=False)) as client:
+        answer = client.post("/ui/signin", data={"token": ""}, follow_redirects=False)
+        assert answer.status_code == 401
+    open_dev = build(manual_token=None, allow_unauthenticated=True)
+    with TestClient(create_app(open_dev, start_worker=False)) as client:
+        answer = client.post("/ui/signin", data={"token": ""}, follow_redirects=False)
+        assert answer.status_code == 303
+        page = client.get("/ui/rules").text
+        csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', page)
+        assert csrf is not None
+        done = client.post("/ui/triggers/drift/pause", data={"csrf": csrf.group(1)})
+        assert done.status_code == 200 and "drift: paused" in done.text
+
+
+def test_a_cookie_signed_with_an_old_token_is_no_session(build: Build) -> None:
+    first = build()
+    with TestClient(create_app(first, start_worker=False)) as client:
+        sign_in(client)
+        cookie = client.cookies.get("trigger_console")
+    assert cookie
+    with TestClient(create_app(build(), start_worker=False)) as client:  # another replica
+        client.cookies.set("trigger_console", cookie, path="/ui")
+        assert 'action="/ui/signout"' in client.get("/ui/rules").text
+    rotated = build(manual_token="a-new-token")
+    with TestClient(create_app(rotated, start_worker=False)) as client:
+        client.cookies.set("trigger_console", cookie, path="/ui")
+        assert 'action="/ui/signout"' not in client.get("/ui/rules").text

@@ -192,3 +192,45 @@ def test_logs_are_for_operators_and_only_for_runs_that_keep_one_here(
     too_far = client.get(f"/runs/{run_id}/logs", params={"offset": -1}, headers=AUTH)
     assert too_far.status_code == 400
     assert json.loads(answer.text)["detail"].startswith(f"run {run_id} (scripted)")
+
+
+@pytest.mark.parametrize("bad", ["a%00b", "..%2F..%2Fetc", "x" * 300, "%ED%A0%80", "a%20b"])
+def test_bad_ids_and_names_are_400_naming_the_field(client: TestClient, bad: str) -> None:
+    for method, path in (
+        ("POST", f"/runs/{bad}/cancel"),
+        ("POST", f"/decisions/{bad}/cancel"),
+        ("GET", f"/runs/{bad}/logs"),
+        ("POST", f"/triggers/{bad}/pause"),
+    ):
+        answer = client.request(method, path, headers=AUTH)
+        assert answer.status_code in (400, 404), (path, answer.status_code)
+        if answer.status_code == 400:
+            assert "path." in answer.json()["error"], answer.text
+    assert (
+        client.post("/triggers/by-hand/pause", json={"reason": "x" * 501}, headers=AUTH).status_code
+        == 400
+    )
+
+
+def test_a_collecting_decision_waits_while_its_trigger_is_paused(
+    client: TestClient, services: Services, backend: ScriptedBackend, clock: FakeClock
+) -> None:
+    body = {"Records": [{"eventName": "s3:ObjectCreated:Put", "s3": {
+        "bucket": {"name": "datasets"},
+        "object": {"key": "songs/c.csv", "eTag": "e3", "size": 10, "sequencer": "03"},
+    }}], "EventName": "s3:ObjectCreated:Put", "Key": "datasets/songs/c.csv"}  # fmt: skip
+    stored = client.post(
+        "/webhooks/storage", json=body, headers={"Authorization": "Bearer storage-token"}
+    )
+    services.worker.run_until_idle()
+    decision = decision_of(client, stored.json()["accepted"][0])
+    assert decision["state"] == "collecting"
+    assert client.post("/triggers/new-data/pause", headers=AUTH).status_code == 200
+    clock.advance(600)  # past the debounce and the max wait
+    services.worker.run_until_idle()
+    assert client.get(f"/decisions/{decision['id']}").json()["state"] == "collecting"
+    assert backend.submit_calls == 0
+    assert client.post("/triggers/new-data/resume", headers=AUTH).status_code == 200
+    services.worker.run_until_idle()
+    assert client.get(f"/decisions/{decision['id']}").json()["state"] == "submitted"
+    assert backend.submit_calls == 1

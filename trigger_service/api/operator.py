@@ -3,9 +3,10 @@ trigger, and the rules file's status. Acting routes take the manual trigger's to
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
@@ -17,11 +18,18 @@ from trigger_service.database import decisions, write
 from trigger_service.service import Services
 from trigger_service.tracking import logs
 from trigger_service.tracking import runs as tracked
-from trigger_service.tracking.cancel import Canceled, cancel_decision, cancel_run
+from trigger_service.tracking.cancel import Canceled, cancel_run
 from trigger_service.worker import decisions as decided
+from trigger_service.worker.canceling import cancel_decision
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["operator"])
 Operator = Depends(require_operator)
+# Ids this service made (r-/d- + hex) and rules names: anything else is a 400 naming the field,
+# before it reaches the store (PostgreSQL refuses NUL in text).
+RunId = Path(max_length=64, pattern=r"^[A-Za-z0-9._-]+$", description="A run id, r-...")
+DecisionId = Path(max_length=64, pattern=r"^[A-Za-z0-9._-]+$", description="A decision id, d-...")
+TriggerName = Path(max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Trigger")
 
 
 class CancelResult(BaseModel):
@@ -79,7 +87,7 @@ def _answer(result: Canceled | None, what: str, ident: str) -> CancelResult:
     responses={404: {"description": "no such run"}, 409: {"description": "already ended"}},
     dependencies=[Operator],
 )
-async def cancel_run_route(run_id: str, services: Services = Depends(get_services)) -> Any:
+async def cancel_run_route(run_id: str = RunId, services: Services = Depends(get_services)) -> Any:
     result = await run_in_threadpool(
         cancel_run, services.engine, services.backend, run_id, services.clock()
     )
@@ -94,7 +102,7 @@ async def cancel_run_route(run_id: str, services: Services = Depends(get_service
     dependencies=[Operator],
 )
 async def cancel_decision_route(
-    decision_id: str, services: Services = Depends(get_services)
+    decision_id: str = DecisionId, services: Services = Depends(get_services)
 ) -> Any:
     result = await run_in_threadpool(
         cancel_decision, services.engine, decision_id, services.clock()
@@ -118,7 +126,7 @@ def _run_row(services: Services, run_id: str) -> Any:
     dependencies=[Operator],
 )
 async def run_logs(
-    run_id: str,
+    run_id: str = RunId,
     follow: bool = Query(False, description="Keep the answer open and stream new lines."),
     offset: int = Query(0, ge=0, le=2**40, description="Start at this byte."),
     services: Services = Depends(get_services),
@@ -127,6 +135,8 @@ async def run_logs(
     if row is None:
         raise HTTPException(404, detail=f"run {run_id} not found")
     path = logs.log_file(row, services.settings.runs_dir)
+    if path is None and row.backend == "local" and row.state == "submitting":
+        raise HTTPException(409, detail=f"run {run_id} has not started yet; ask again shortly")
     if path is None:
         where = f": see {row.url}" if row.url else ""
         raise HTTPException(409, detail=f"run {run_id} ({row.backend}) has no log here{where}")
@@ -191,9 +201,11 @@ def set_paused(services: Services, name: str, paused: bool, reason: str | None) 
         raise HTTPException(404, detail=f"trigger {name} is not in the rules in force")
     with write(services.engine) as conn:
         if paused:
-            pauses.pause(conn, name, services.clock(), reason)
+            changed = pauses.pause(conn, name, services.clock(), reason)
         else:
-            pauses.resume(conn, name)
+            changed = pauses.resume(conn, name)
+    if changed:
+        log.info("trigger %s %s by an operator", name, "paused" if paused else "resumed")
     return next(t for t in rules_status(services).triggers if t.name == name)
 
 
@@ -203,7 +215,7 @@ def set_paused(services: Services, name: str, paused: bool, reason: str | None) 
     dependencies=[Operator],
 )
 async def pause_trigger(
-    name: str,
+    name: str = TriggerName,
     request: PauseRequest | None = Body(None),
     services: Services = Depends(get_services),
 ) -> TriggerStatus:
@@ -216,7 +228,9 @@ async def pause_trigger(
     summary="Resume a paused trigger (manual token)",
     dependencies=[Operator],
 )
-async def resume_trigger(name: str, services: Services = Depends(get_services)) -> TriggerStatus:
+async def resume_trigger(
+    name: str = TriggerName, services: Services = Depends(get_services)
+) -> TriggerStatus:
     return await run_in_threadpool(set_paused, services, name, False, None)
 
 

@@ -142,10 +142,13 @@ def event_reason(event: Event, rules: Rules) -> str:
 
 
 def param_origins(
-    decision: dict[str, Any], stored: list[Event], rules: Rules
+    decision: dict[str, Any],
+    stored: list[Event],
+    rules: Rules,
+    submitted: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Each parameter of a decision with where it came from: the request, a trigger's template,
-    the pipeline's default, or the service (lineage)."""
+    the pipeline's default, or the service (lineage: values from `submitted`, the run's params)."""
     params = dict(decision.get("params") or {})
     pipeline = rules.pipeline(decision.get("pipeline") or "")
     trigger = next((t for t in rules.triggers if t.name == decision.get("trigger")), None)
@@ -165,9 +168,8 @@ def param_origins(
             origin = "not in the rules in force"
         rows.append({"name": key, "value": value, "origin": origin})
     for key in LINEAGE_PARAMS:
-        rows.append(
-            {"name": key, "value": "(set at submission)", "origin": "the service (lineage)"}
-        )
+        value = (submitted or {}).get(key, "(set at submission)")
+        rows.append({"name": key, "value": value, "origin": "the service (lineage)"})
     return rows
 
 

@@ -14,13 +14,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
 from trigger_service import pauses
-from trigger_service.api.operator import rules_status, set_paused
+from trigger_service.api.operator import DecisionId, RunId, TriggerName, rules_status, set_paused
 from trigger_service.api.reads import _pipelines, run_lineage
 from trigger_service.console import queries
 from trigger_service.console.session import (
@@ -33,12 +34,15 @@ from trigger_service.console.session import (
 from trigger_service.database import events
 from trigger_service.errors import TriggerError
 from trigger_service.events import utcnow
+from trigger_service.rules.policy import Policy
 from trigger_service.service import Services
 from trigger_service.sources import SOURCES
 from trigger_service.tracking import logs
 from trigger_service.tracking import runs as tracked
-from trigger_service.tracking.cancel import cancel_decision, cancel_run
+from trigger_service.tracking.cancel import cancel_run
 from trigger_service.worker import decisions as decided
+from trigger_service.worker.admission import verdict_for
+from trigger_service.worker.canceling import cancel_decision
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -157,7 +161,8 @@ async def timeline(request: Request) -> HTMLResponse:
         kind=q.get("kind") or None,
         outcome=q.get("outcome") or None,
         pipeline=q.get("pipeline") or None,
-        text=(q.get("q") or "")[:200] or None,
+        # Printable text only: PostgreSQL refuses NUL, and no id or reason holds control bytes.
+        text="".join(c for c in (q.get("q") or "")[:200] if c.isprintable()) or None,
     )
     services = _services(request)
     rows = await run_in_threadpool(_read, services, queries.timeline, wanted)
@@ -188,6 +193,18 @@ def _decision_page(services: Services, decision_id: str) -> dict[str, Any] | Non
             select(decided.decisions.c.policy).where(decided.decisions.c.id == decision_id)
         ).first()
         held = pauses.paused(conn)
+        run = tracked.get_run(conn, decision["run_id"]) if decision["run_id"] else None
+        policy_now = None
+        if row is not None and row.policy and decision["pipeline"]:
+            # What the policy would say if this decision were admitted now (explain's question).
+            verdict, queued = verdict_for(
+                conn, decision["pipeline"], Policy(**row.policy), services.clock(), decision_id
+            )
+            policy_now = {
+                "verdict": type(verdict).__name__.lower(),
+                "reason": getattr(verdict, "reason", "would run now"),
+                "queued": queued,
+            }
     covered = [
         {
             "event": event,
@@ -201,13 +218,16 @@ def _decision_page(services: Services, decision_id: str) -> dict[str, Any] | Non
         "decision": decision,
         "policy": row.policy if row is not None else None,
         "covered": covered,
-        "params": queries.param_origins(decision, stored, rules),
+        "params": queries.param_origins(
+            decision, stored, rules, run.params if run is not None else None
+        ),
         "paused": decision["trigger"] in held if decision["trigger"] else False,
+        "policy_now": policy_now,
     }
 
 
 @router.get("/decisions/{decision_id}")
-async def decision_page(request: Request, decision_id: str) -> HTMLResponse:
+async def decision_page(request: Request, decision_id: str = DecisionId) -> HTMLResponse:
     data = await run_in_threadpool(_decision_page, _services(request), decision_id)
     if data is None:
         return page(request, "missing.html", 404, what=f"decision {decision_id}")
@@ -215,10 +235,12 @@ async def decision_page(request: Request, decision_id: str) -> HTMLResponse:
 
 
 @router.post("/decisions/{decision_id}/cancel")
-async def decision_cancel(request: Request, decision_id: str) -> Response:
+async def decision_cancel(request: Request, decision_id: str = DecisionId) -> Response:
     await _action(request)
     services = _services(request)
-    result = await run_in_threadpool(cancel_decision, services.engine, decision_id, time.time())
+    result = await run_in_threadpool(
+        cancel_decision, services.engine, decision_id, services.clock()
+    )
     message = result.detail if result is not None else "no such decision"
     return _back(f"/ui/decisions/{decision_id}", message)
 
@@ -234,7 +256,7 @@ async def runs_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/runs/{run_id}")
-async def run_page(request: Request, run_id: str) -> HTMLResponse:
+async def run_page(request: Request, run_id: str = RunId) -> HTMLResponse:
     services = _services(request)
     run = await run_in_threadpool(_read, services, run_lineage, run_id)
     if run is None:
@@ -257,7 +279,7 @@ async def run_page(request: Request, run_id: str) -> HTMLResponse:
 
 
 @router.get("/runs/{run_id}/log")
-async def run_log(request: Request, run_id: str) -> Response:
+async def run_log(request: Request, run_id: str = RunId) -> Response:
     services = _services(request)
     if session(request, _keys(services)) is None:
         raise HTTPException(403, detail="sign in to read run logs")
@@ -274,12 +296,12 @@ async def run_log(request: Request, run_id: str) -> Response:
 
 
 @router.post("/runs/{run_id}/cancel")
-async def run_cancel(request: Request, run_id: str) -> Response:
+async def run_cancel(request: Request, run_id: str = RunId) -> Response:
     await _action(request)
     services = _services(request)
     try:
         result = await run_in_threadpool(
-            cancel_run, services.engine, services.backend, run_id, time.time()
+            cancel_run, services.engine, services.backend, run_id, services.clock()
         )
     except TriggerError as exc:
         return _back(f"/ui/runs/{run_id}", f"the backend refused: {exc}")
@@ -308,7 +330,7 @@ async def pipelines_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/pipelines/{name}/trigger")
-async def pipeline_trigger(request: Request, name: str) -> Response:
+async def pipeline_trigger(request: Request, name: str = TriggerName) -> Response:
     """A manual trigger from the console: stored like POST /trigger, then decided by the worker."""
     form = await _action(request)
     services = _services(request)
@@ -332,7 +354,7 @@ async def rules_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/triggers/{name}/{verb}")
-async def trigger_pause(request: Request, name: str, verb: str) -> Response:
+async def trigger_pause(request: Request, verb: str, name: str = TriggerName) -> Response:
     form = await _action(request)
     if verb not in ("pause", "resume"):
         raise HTTPException(404, detail="pause or resume")
@@ -360,7 +382,9 @@ async def dead_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/events/{event_id}/replay")
-async def replay(request: Request, event_id: str) -> Response:
+async def replay(
+    request: Request, event_id: str = PathParam(max_length=256, pattern=r"^[^\x00-\x1f]+$")
+) -> Response:
     await _action(request)
     services = _services(request)
     exists = await run_in_threadpool(

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import ColumnElement, Connection, func, or_, select, update
 
-from trigger_service.database import decision_events, decisions, runs
+from trigger_service.database import decision_events, decisions, runs, trigger_pauses
 from trigger_service.metrics import DECISIONS
 from trigger_service.rules.policy import Go, Policy, Queue, Suppress, admit
 from trigger_service.worker.decisions import causes, describe_causes
@@ -25,7 +25,7 @@ def fire_due(conn: Connection, now: float, limit: int = 50) -> int:
     fired = 0
     due = conn.execute(
         select(decisions)
-        .where(decisions.c.state == "collecting", decisions.c.due_at <= now)
+        .where(decisions.c.state == "collecting", decisions.c.due_at <= now, not_paused())
         .order_by(decisions.c.due_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -44,6 +44,12 @@ def fire_due(conn: Connection, now: float, limit: int = 50) -> int:
             _admit(conn, row, now)
             fired += 1
     return fired
+
+
+def not_paused() -> ColumnElement[bool]:
+    """A collecting decision of a paused trigger waits: it fires once the trigger resumes."""
+    held = select(trigger_pauses.c.trigger).scalar_subquery()
+    return or_(decisions.c.trigger.is_(None), decisions.c.trigger.not_in(held))
 
 
 def _active(conn: Connection, pipeline: str) -> int:

@@ -18,6 +18,29 @@ function refreshRows(tbody) {
   }, every);
 }
 
+// kfp.local's own lines, as tracking/logs.py reads them: the step list follows the log live.
+const ANSI = /\x1b\[[0-9;]*m/g;
+const STARTED = /Executing task '([^']+)'/;
+const ENDED = /Task '([^']+)' finished with status (\w+)/;
+
+function updateSteps(list, text) {
+  if (!list) return;
+  const steps = new Map();
+  for (const line of text.replace(ANSI, "").split("\n")) {
+    const ended = ENDED.exec(line);
+    const started = STARTED.exec(line);
+    if (ended) steps.set(ended[1], ended[2]);
+    else if (started && !steps.has(started[1])) steps.set(started[1], "RUNNING");
+  }
+  if (steps.size === 0) return;
+  list.replaceChildren(...[...steps].map(([task, status]) => {
+    const item = document.createElement("li");
+    item.className = "step-" + status.toLowerCase();
+    item.textContent = task + ": " + status;
+    return item;
+  }));
+}
+
 async function streamLog(pre) {
   const answer = await fetch(pre.dataset.src, { credentials: "same-origin" });
   if (!answer.ok || !answer.body) {
@@ -31,6 +54,7 @@ async function streamLog(pre) {
     if (done) break;
     const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
     pre.textContent += decoder.decode(value, { stream: true });
+    updateSteps(document.getElementById("steps"), pre.textContent);
     if (atEnd) pre.scrollTop = pre.scrollHeight;
   }
   pre.dataset.ended = "true";
