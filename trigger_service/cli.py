@@ -78,8 +78,8 @@ def _start(build: Callable[[Settings], Services]) -> Services | int:
     try:
         settings = load_settings()
         logs.configure(settings.log_level, settings.log_json)
-        if not settings.rules_path.is_file():
-            raise FileNotFoundError(2, "No such file", str(settings.rules_path))
+        if _rules_missing(settings.rules_path):
+            return 2
         for warning in unknown_variables(os.environ):
             logging.getLogger("trigger_service.settings").warning(warning)
         return build(settings)
@@ -87,11 +87,6 @@ def _start(build: Callable[[Settings], Services]) -> Services | int:
         problem = " ".join(line.strip() for line in str(exc).splitlines())
     except FileNotFoundError as exc:
         problem = f"{exc.filename}: {exc.strerror}"
-        if settings is not None and exc.filename == str(settings.rules_path):
-            problem = (
-                f"TRIGGER_RULES_PATH: the rules file {exc.filename} does not exist (a starter "
-                "is rules.yaml at the repository root)"
-            )
     except ArgumentError as exc:
         problem = f"TRIGGER_DATABASE_URL: {str(exc).splitlines()[0]}"
     except ValueError as exc:  # a backend that refuses its settings
