@@ -99,7 +99,8 @@ SUBJECT_TYPES: dict[EventKind, type] = {
 class Event:
     id: str
     kind: EventKind
-    source: str  # the registry name: github, gitlab, gitea, storage, alertmanager, manual
+    source: str  # the registry name (github, gitlab, gitea, storage, alertmanager, manual),
+    # or "poll" for a branch head the poll found moved (versions.poll)
     subject: Subject
     received_at: datetime
     delivery_id: str | None = None  # the sender's own id, verbatim
