@@ -105,7 +105,9 @@ SUBJECT_TYPES: dict[EventKind, type] = {
 class Event:
     id: str
     kind: EventKind
-    source: str  # the registry name: github, gitlab, gitea, storage, alertmanager, grafana, manual
+    # the registry name (github, gitlab, gitea, storage, alertmanager, grafana, manual), "poll"
+    # for a branch head the poll found moved (versions.poll), "reconcile" for a listed object
+    source: str
     subject: Subject
     received_at: datetime
     delivery_id: str | None = None  # the sender's own id, verbatim

@@ -49,14 +49,13 @@ def test_a_dropped_webhook_is_caught_by_the_poll_within_an_interval(
     assert runs_at(service) == [v1]
 
     v2 = repo.commit({"pipeline.yaml": "# v2\n"}, "v2")  # pushed; its webhook is lost
-    pushed = time.monotonic()
+    pushed = time.time()
     service.wait_for(lambda: runs_at(service) == [v1, v2], "the poll to run v2", timeout=30)
-    caught = time.monotonic() - pushed
     (event,) = [e for e in service.events() if e["source"] == "poll"]
     assert event["subject"]["after"] == v2 and event["subject"]["before"] == v1
     assert service.current_version() == v2
-    # One interval, plus the decision and the shadow submission on a loaded machine.
-    assert caught < POLL + 10, caught
+    # Seen within one interval (plus the poll thread's wake-up and a loaded machine's delays).
+    assert event["received_at"] - pushed < POLL + 2.0, event["received_at"] - pushed
 
 
 def test_a_webhook_and_the_poll_for_the_same_head_make_one_run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -68,15 +69,31 @@ def test_head_ancestry_and_changed_paths(repo: GitRepo, cache: GitCache) -> None
 def test_short_ids_resolve_once_and_refuse_ambiguity(repo: GitRepo, cache: GitCache) -> None:
     head = repo.commit({"x": "1\n"}, "x")
     assert cache.resolve_short(repo.url, "main", head[:8]) == head
-    # Make two commits whose ids share a prefix: enough commits share some 4-digit prefix.
+    # 1,500 commits in one `git fast-import`: two of them share a 4-digit prefix (birthday
+    # bound: all distinct with probability under 1e-7).
+    stream = []
+    for i in range(1500):
+        stream += [
+            "commit refs/heads/main",
+            f"committer t <t@example.com> {1_700_000_000 + i} +0000",
+            f"data {len(str(i))}",
+            str(i),
+        ]
+        if i == 0:
+            stream.append(f"from {head}")
+    subprocess.run(
+        ["git", "-C", str(repo.path), "fast-import", "--quiet"],
+        input="\n".join(stream) + "\n",
+        text=True,
+        check=True,
+    )
     seen: dict[str, str] = {}
-    for i in range(300):
-        sha = repo.commit({"n": f"{i}\n"}, f"n{i}")
+    for sha in git(repo.path, "rev-list", "main").split():
         if sha[:4] in seen:
             break
         seen[sha[:4]] = sha
     else:
-        pytest.skip("no two commits shared a 4-digit prefix")
+        raise AssertionError("no two of 1,500 commits share a 4-digit prefix")
     with pytest.raises(PermanentError, match=f"version {sha[:4]} is ambiguous"):
         cache.resolve_short(repo.url, "main", sha[:4])
     with pytest.raises(PermanentError, match="no commit starts with it"):

@@ -156,3 +156,20 @@ def test_inside_keeps_paths_in_their_root(tmp_path: Path) -> None:
     (tmp_path / "link").symlink_to("/etc")
     with pytest.raises(PermanentError, match="leaves"):
         refs.inside(tmp_path, "link", "passwd")
+
+
+def test_a_rules_file_with_an_option_as_branch_is_refused_naming_the_line() -> None:
+    from trigger_service.rules import RulesError, parse_rules
+
+    text = (
+        "pipelines:\n"
+        "  - name: songs\n"
+        "    source:\n"
+        "      repository: https://example.com/team/songs.git\n"
+        "      branch: --upload-pack=touch /tmp/x\n"
+        "      package_path: pipeline.yaml\n"
+    )
+    with pytest.raises(RulesError) as caught:
+        parse_rules(text, "rules.yaml")
+    assert "rules.yaml:5: pipelines[0].source.branch" in str(caught.value)
+    assert "starts with '-'" in str(caught.value)

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import threading
 from pathlib import Path
 from typing import Literal
 
@@ -39,6 +40,8 @@ TRANSIENT = (
     "early EOF",
     "The requested URL returned error: 5",
     "RPC failed",
+    "cannot lock ref",  # another process of this cache fetched at the same moment
+    ".lock': File exists",
 )
 
 Relation = Literal["first", "same", "ahead", "older", "diverged", "unrelated", "missing"]
@@ -59,6 +62,13 @@ class GitCache:
     def __init__(self, root: Path, token: str | None = None) -> None:
         self.root = root.resolve()  # git runs with other working directories
         self.token = token
+        # The worker, the explain route and the poll share a cache: one writer per repository.
+        self._locks: dict[str, threading.RLock] = {}
+        self._locks_lock = threading.Lock()
+
+    def _lock(self, url: str) -> threading.RLock:
+        with self._locks_lock:
+            return self._locks.setdefault(self._key(url), threading.RLock())
 
     def _env(self, url: str) -> dict[str, str]:
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
@@ -101,6 +111,10 @@ class GitCache:
         return hashlib.sha256(url.encode()).hexdigest()[:16]
 
     def bare(self, url: str) -> Path:
+        with self._lock(url):
+            return self._bare(url)
+
+    def _bare(self, url: str) -> Path:
         path = inside(self.root, "repos", self._key(url))
         if not (path / "HEAD").exists():
             path.mkdir(parents=True, exist_ok=True)
@@ -137,6 +151,10 @@ class GitCache:
         Asks `ls-remote` first, so an unchanged head costs one round trip and no fetch.
         """
         head = self.resolve_branch(url, branch)
+        with self._lock(url):
+            return self._fetch(url, branch, head)
+
+    def _fetch(self, url: str, branch: str, head: str) -> str:
         repo = self.bare(url)
         ref = f"refs/heads/{branch}"
         if self.has_commit(url, head):
@@ -250,7 +268,10 @@ class GitCache:
     # --- a tree to build from
     def checkout(self, url: str, commit: str) -> Path:
         """A clean tree of `commit` (fetched once if the cache lacks it, then served cached)."""
-        commit = commit_id(commit, "commit")
+        with self._lock(url):
+            return self._checkout(url, commit_id(commit, "commit"))
+
+    def _checkout(self, url: str, commit: str) -> Path:
         tree = inside(self.root, "trees", self._key(url), commit)
         if tree.is_dir():
             return tree

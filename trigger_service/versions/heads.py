@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from trigger_service.errors import TriggerError
 from trigger_service.rules import BranchFacts, FactsFor, PipelineSpec
 from trigger_service.versions.git import GitCache
 
@@ -39,13 +40,21 @@ class BranchHeads:
         return BranchFacts(branch, head, current, relation, changed)
 
     def for_batch(self) -> FactsFor:
-        """A lookup that asks git once per (repository, pipeline, branch) and then remembers."""
-        seen: dict[tuple[str, str, str], BranchFacts] = {}
+        """A lookup that asks git once per (repository, pipeline, branch) and then remembers
+        the answer, or the error: a remote that times out costs one timeout per batch, not one
+        per event."""
+        seen: dict[tuple[str, str, str], BranchFacts | TriggerError] = {}
 
         def facts_for(pipeline: PipelineSpec, branch: str) -> BranchFacts:
             key = (pipeline.source.repository, pipeline.name, branch)
             if key not in seen:
-                seen[key] = self.facts(pipeline, branch)
-            return seen[key]
+                try:
+                    seen[key] = self.facts(pipeline, branch)
+                except TriggerError as exc:
+                    seen[key] = exc
+            answer = seen[key]
+            if isinstance(answer, TriggerError):
+                raise answer
+            return answer
 
         return facts_for
