@@ -305,7 +305,8 @@ Then look: {demo.url}/runs  {demo.url}/decisions  {demo.url}/models  {demo.url}/
 def cmd_run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM (exit 0 then); 2 when a port cannot be used."""
     s3_port = args.s3_port or free_port()
-    for problem in (port_problem("PORT", args.port), port_problem("S3_PORT", s3_port)):
+    same = f"PORT and S3_PORT are both {s3_port}" if s3_port == args.port else None
+    for problem in (same, port_problem("PORT", args.port), port_problem("S3_PORT", s3_port)):
         if problem:
             print(f"error: {problem}; choose another, e.g. make run PORT=8081", file=sys.stderr)
             return 2

@@ -79,6 +79,15 @@ def test_a_taken_port_stops_the_demo_before_it_prints_or_prepares_anything(
     assert not (tmp_path / "var").exists()
 
 
+def test_the_same_port_twice_is_refused(tmp_path: Path) -> None:
+    port = str(free_port())
+    process = demo_run(tmp_path, "--port", port, "--s3-port", port)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert output.startswith(f"error: PORT and S3_PORT are both {port}; choose another")
+    assert not (tmp_path / "var").exists()
+
+
 def _wait_for_curl_lines(process: subprocess.Popen[str]) -> str:
     assert process.stdout is not None
     seen = []
