@@ -281,6 +281,9 @@ def drift_alert() -> dict[str, Any]:
 def curl_lines(demo: Demo) -> str:
     event = json.dumps(storage_event(BUCKET, "songs/songs.csv", 1), separators=(",", ":"))
     alert = json.dumps(drift_alert(), separators=(",", ":"))
+    # Grafana-managed alerting's contact point: the same group, version "1", Grafana's fields.
+    grafana = {**drift_alert(), "version": "1", "orgId": 1, "state": "alerting"}
+    grafana_alert = json.dumps(grafana, separators=(",", ":"))
     return f"""
 Try it (in another terminal):
 
@@ -297,6 +300,11 @@ Try it (in another terminal):
   curl -sS -X POST {demo.url}/webhooks/alertmanager \\
        -H 'Authorization: Bearer {demo.tokens["alertmanager"]}' \\
        -H 'Content-Type: application/json' -d '{alert}'
+
+  # or Grafana-managed alerting does (a webhook contact point)
+  curl -sS -X POST {demo.url}/webhooks/grafana \\
+       -H 'Authorization: Bearer {demo.tokens["grafana"]}' \\
+       -H 'Content-Type: application/json' -d '{grafana_alert}'
 
 Then look: {demo.url}/runs  {demo.url}/decisions  {demo.url}/models  {demo.url}/docs
 """

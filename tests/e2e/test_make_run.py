@@ -4,6 +4,7 @@ and a clean stop on SIGTERM (no `make: *** Error 241`); the demo loop's heartbea
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -17,7 +18,9 @@ import httpx
 import pytest
 
 from tests.support.server import REPO_ROOT, free_port
-from trigger_service.demo import Progress, port_problem
+from trigger_service.demo import ROUTES, Demo, Progress, curl_lines, port_problem
+from trigger_service.events import utcnow
+from trigger_service.sources import SOURCES
 
 MAKE = shutil.which("make")
 
@@ -171,3 +174,25 @@ def test_the_heartbeat_says_the_same_step_is_still_running() -> None:
     )
     nxt = "running   [pipeline] evaluate"
     assert progress.line("r-1", nxt, now=143.0) == f"   [   43s] r-1 {nxt}"
+
+
+def test_every_printed_curl_line_is_a_body_its_route_accepts(tmp_path: Path) -> None:
+    tokens = {route: f"token-{route}" for route in ROUTES}
+    text = curl_lines(Demo(tmp_path, 8080, 9100, tokens))
+    commands = re.findall(
+        r"curl -sS -X POST http://127\.0\.0\.1:8080(/\S+)(.*?)-d '(.*?)'\n", text, re.S
+    )
+    routes = {"/trigger": "manual"} | {f"/webhooks/{name}": name for name in SOURCES}
+    assert [routes[path] for path, _, _ in commands] == [
+        "manual",
+        "storage",
+        "alertmanager",
+        "grafana",
+    ]
+    for path, headers, body in commands:
+        name = routes[path]
+        assert f"Bearer {tokens[name]}" in headers
+        SOURCES[name].verify(
+            {"authorization": f"Bearer {tokens[name]}"}, body.encode(), tokens[name]
+        )
+        assert SOURCES[name].parse({}, body.encode(), utcnow())
