@@ -281,6 +281,9 @@ def drift_alert() -> dict[str, Any]:
 def curl_lines(demo: Demo) -> str:
     event = json.dumps(storage_event(BUCKET, "songs/songs.csv", 1), separators=(",", ":"))
     alert = json.dumps(drift_alert(), separators=(",", ":"))
+    # Grafana-managed alerting's contact point: the same group, version "1", Grafana's fields.
+    grafana = {**drift_alert(), "version": "1", "orgId": 1, "state": "alerting"}
+    grafana_alert = json.dumps(grafana, separators=(",", ":"))
     return f"""
 Try it (in another terminal):
 
@@ -298,6 +301,11 @@ Try it (in another terminal):
        -H 'Authorization: Bearer {demo.tokens["alertmanager"]}' \\
        -H 'Content-Type: application/json' -d '{alert}'
 
+  # or Grafana-managed alerting does (a webhook contact point)
+  curl -sS -X POST {demo.url}/webhooks/grafana \\
+       -H 'Authorization: Bearer {demo.tokens["grafana"]}' \\
+       -H 'Content-Type: application/json' -d '{grafana_alert}'
+
 Then look: {demo.url}/ui (the console; sign in with the manual token above), or
   {demo.url}/runs  {demo.url}/decisions  {demo.url}/models  {demo.url}/docs
 """
@@ -306,7 +314,8 @@ Then look: {demo.url}/ui (the console; sign in with the manual token above), or
 def cmd_run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM (exit 0 then); 2 when a port cannot be used."""
     s3_port = args.s3_port or free_port()
-    for problem in (port_problem("PORT", args.port), port_problem("S3_PORT", s3_port)):
+    same = f"PORT and S3_PORT are both {s3_port}" if s3_port == args.port else None
+    for problem in (same, port_problem("PORT", args.port), port_problem("S3_PORT", s3_port)):
         if problem:
             print(f"error: {problem}; choose another, e.g. make run PORT=8081", file=sys.stderr)
             return 2

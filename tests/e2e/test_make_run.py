@@ -4,6 +4,7 @@ and a clean stop on SIGTERM (no `make: *** Error 241`); the demo loop's heartbea
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -17,7 +18,9 @@ import httpx
 import pytest
 
 from tests.support.server import REPO_ROOT, free_port
-from trigger_service.demo import Progress, port_problem
+from trigger_service.demo import ROUTES, Demo, Progress, curl_lines, port_problem
+from trigger_service.events import utcnow
+from trigger_service.sources import SOURCES
 
 MAKE = shutil.which("make")
 
@@ -77,6 +80,21 @@ def test_a_taken_port_stops_the_demo_before_it_prints_or_prepares_anything(
     ]
     assert time.monotonic() - started < 10
     assert not (tmp_path / "var").exists()
+
+
+def test_the_same_port_twice_is_refused(tmp_path: Path) -> None:
+    port = str(free_port())
+    process = demo_run(tmp_path, "--port", port, "--s3-port", port)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert output.startswith(f"error: PORT and S3_PORT are both {port}; choose another")
+    assert not (tmp_path / "var").exists()
+
+
+def children(pid: int) -> list[int]:
+    """The processes `pid` started (Linux /proc)."""
+    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in found]
 
 
 def _wait_for_curl_lines(process: subprocess.Popen[str]) -> str:
@@ -140,11 +158,15 @@ def test_make_run_takes_ports_from_variables_and_stops_cleanly(tmp_path: Path) -
         printed = _wait_for_curl_lines(process)
         assert f"--port {port} --s3-port 0" in printed
         assert f"http://127.0.0.1:{port}/runs" in printed
-        os.killpg(process.pid, signal.SIGTERM)  # the whole group, as a terminal or CI does
+        # SIGTERM to the demo, as a supervisor stopping the service does. (A SIGTERM to make
+        # itself makes make report its own termination, whatever the recipe does.)
+        (demo,) = children(process.pid)
+        os.kill(demo, signal.SIGTERM)
         rest, _ = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0, rest
     assert "make: ***" not in rest and "Error" not in rest, rest
 
 
@@ -162,3 +184,25 @@ def test_the_heartbeat_says_the_same_step_is_still_running() -> None:
     )
     nxt = "running   [pipeline] evaluate"
     assert progress.line("r-1", nxt, now=143.0) == f"   [   43s] r-1 {nxt}"
+
+
+def test_every_printed_curl_line_is_a_body_its_route_accepts(tmp_path: Path) -> None:
+    tokens = {route: f"token-{route}" for route in ROUTES}
+    text = curl_lines(Demo(tmp_path, 8080, 9100, tokens))
+    commands = re.findall(
+        r"curl -sS -X POST http://127\.0\.0\.1:8080(/\S+)(.*?)-d '(.*?)'\n", text, re.S
+    )
+    routes = {"/trigger": "manual"} | {f"/webhooks/{name}": name for name in SOURCES}
+    assert [routes[path] for path, _, _ in commands] == [
+        "manual",
+        "storage",
+        "alertmanager",
+        "grafana",
+    ]
+    for path, headers, body in commands:
+        name = routes[path]
+        assert f"Bearer {tokens[name]}" in headers
+        SOURCES[name].verify(
+            {"authorization": f"Bearer {tokens[name]}"}, body.encode(), tokens[name]
+        )
+        assert SOURCES[name].parse({}, body.encode(), utcnow())

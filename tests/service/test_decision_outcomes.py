@@ -3,6 +3,7 @@ reason when causes coalesce or merge, and a shadow run is `recorded`, not `succe
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ def test_a_decision_ends_in_its_runs_final_state(
     backend: ScriptedBackend,
     run_state: RunState,
     decision_state: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     services = build()
     services.inbox.store([manual_event(clock, "manual-1")])
@@ -71,9 +73,12 @@ def test_a_decision_ends_in_its_runs_final_state(
     assert decision_of(services, "manual-1")["state"] == "submitted"  # still running
 
     backend.finish_all(run_state)
-    settle(services, clock, POLL)
+    with caplog.at_level(logging.INFO, logger="trigger_service.worker.submitting"):
+        settle(services, clock, POLL)
     decision = decision_of(services, "manual-1")
     assert decision["state"] == decision_state
+    (logged,) = [r for r in caplog.records if r.getMessage() == f"run {decision_state}"]
+    assert logged.run_id == decision["run_id"]  # type: ignore[attr-defined]
     with services.engine.connect() as conn:
         assert get_run(conn, decision["run_id"]).state == decision_state
 

@@ -347,6 +347,8 @@ class Submitter:
                     conn, run.id, status.state.value, self.clock(), detail, **values
                 ):
                     changed += 1
+                    extra = {"run_id": run.id, "pipeline": run.pipeline}
+                    log.info("run %s", status.state.value, extra=extra)
             if status.state is RunState.SUCCEEDED and values.get("model_version"):
                 self.models.rollout(run.id, values["model_name"], values["model_version"])
         return changed
