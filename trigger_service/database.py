@@ -10,6 +10,9 @@ Tables, by the stage that writes them:
     pipeline_versions  gitops       versions registered with the backend, by commit
     current_versions   gitops       which version each branch runs now, and why
     runs, run_states   tracking     submitted runs and every state they passed through
+    outbox             tracking     what to tell other systems (commit statuses, model
+                                    registrations), written with the change it reports;
+                                    the worker's outbox sender delivers it
 """
 
 from __future__ import annotations
@@ -182,6 +185,37 @@ run_states = Table(
     Column("at", Float, nullable=False),
     Column("detail", Text),
 )
+
+
+# The transactional outbox: a row is written in the transaction of the state change it reports
+# and delivered later by the worker's sender (never in the request path). `key` makes it
+# idempotent (one row per commit+context+state, per model+version); rows of one `ordering`
+# go out in id order, so a forge never sees "pending" after "success".
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(256), nullable=False, unique=True),
+    Column("channel", String(32), nullable=False),  # the plug-in: github, gitlab, mlflow, ...
+    Column("ordering", String(256), nullable=False),
+    Column("payload", JSON, nullable=False),
+    # pending -> sending -> delivered | dropped; pending -> superseded (a newer status won)
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("not_before", Float, nullable=False, default=0.0),
+    Column("claimed_by", String(128)),
+    Column("lease_until", Float),
+    Column("last_error", Text),
+    Column("result", JSON),
+    Column("run_id", String(64)),
+    Column("decision_id", String(64)),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("delivered_at", Float),
+)
+Index("ix_outbox_due", outbox.c.state, outbox.c.not_before)
+Index("ix_outbox_ordering", outbox.c.ordering, outbox.c.state)
+Index("ix_outbox_run", outbox.c.run_id)
 
 
 def make_engine(url: str) -> Engine:

@@ -34,3 +34,9 @@ SUBMIT_FAILURES = Counter(
     "trigger_submit_failures_total", "Submission attempts that failed.", ["backend", "kind"]
 )
 RUNS = Counter("trigger_runs_total", "Runs by pipeline and final state.", ["pipeline", "state"])
+OUTBOX_ITEMS = Counter(
+    "trigger_outbox_total",
+    "Outbox deliveries (commit statuses, model registrations) by channel and outcome "
+    "(delivered, retried, dropped).",
+    ["channel", "outcome"],
+)

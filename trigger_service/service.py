@@ -15,11 +15,16 @@ from sqlalchemy import Engine
 
 from trigger_service.database import create_schema, make_engine
 from trigger_service.inbox import Inbox
+from trigger_service.model_registry import registry_channel
 from trigger_service.modelserver import make_rollout
+from trigger_service.outbox.sender import Channel, OutboxSender
 from trigger_service.rules import Rules, RulesError, load_rules
 from trigger_service.settings import SECRET_FIELDS, Settings
+from trigger_service.statuses import status_channels
 from trigger_service.submit.base import Backend
 from trigger_service.tracking.models import ModelLinker
+from trigger_service.tracking.registrations import Registrar
+from trigger_service.tracking.reports import StatusReporter
 from trigger_service.versions.git import GitCache
 from trigger_service.versions.registry import VersionRegistry
 from trigger_service.worker.loop import Worker
@@ -52,6 +57,42 @@ class RulesHolder:
                 except RulesError as exc:
                     log.error("rules file change refused, keeping the previous rules: %s", exc)
         return self._rules
+
+
+def build_outbox(
+    settings: Settings, engine: Engine, worker_id: str, clock: Clock
+) -> tuple[OutboxSender | None, StatusReporter | None, Registrar | None]:
+    """The outbox's writers (tracking) and its sender (worker), for the channels configured:
+    a forge with an API token gets commit statuses, TRIGGER_MODEL_REGISTRY a registry."""
+    channels: dict[str, Channel] = {}
+    forges = status_channels(settings)
+    channels.update(forges)
+    registry = registry_channel(settings)
+    reports = registrar = None
+    if forges:
+        base = settings.public_url or f"http://{settings.host}:{settings.port}"
+        reports = StatusReporter(forges, base, public=settings.public_url is not None)
+    if registry is not None:
+        channels[registry.name] = registry
+        registrar = Registrar(
+            registry.name,
+            models_uri=settings.models_uri,
+            alias=settings.model_alias,
+            models_root=settings.models_root,
+        )
+    if not channels:
+        return None, None, None
+    sender = OutboxSender(
+        engine,
+        channels,
+        worker_id=worker_id,
+        lease_seconds=settings.claim_lease_seconds,
+        retry_base=settings.retry_base_seconds,
+        retry_max=settings.retry_max_seconds,
+        poll_seconds=settings.outbox_poll_seconds,
+        clock=clock,
+    )
+    return sender, reports, registrar
 
 
 def make_backend(settings: Settings) -> Backend:
@@ -92,6 +133,8 @@ class Services:
     models: ModelLinker
     worker: Worker
     clock: Clock = field(default=time.time)
+    outbox: OutboxSender | None = None
+    registrar: Registrar | None = None
 
     @classmethod
     def build(
@@ -117,6 +160,7 @@ class Services:
         inbox = Inbox(engine, clock)
         # A submission may fetch and compile the pipeline first: its lease must outlast that.
         submit_lease = max(settings.claim_lease_seconds, settings.compile_timeout_seconds + 300)
+        outbox, reports, registrar = build_outbox(settings, engine, worker_id, clock)
         submitter = Submitter(
             engine,
             backend,
@@ -129,6 +173,8 @@ class Services:
             settings.retry_max_seconds,
             settings.max_attempts,
             clock,
+            reports=reports,
+            registrar=registrar,
         )
         worker = Worker(
             engine,
@@ -141,8 +187,22 @@ class Services:
             settings.worker_poll_seconds,
             settings.kfp_poll_seconds if settings.backend == "kfp" else 1.0,
             clock,
+            reports=reports,
+            outbox=outbox,
         )
-        return cls(settings, engine, inbox, rules, backend, versions, models, worker, clock)
+        return cls(
+            settings,
+            engine,
+            inbox,
+            rules,
+            backend,
+            versions,
+            models,
+            worker,
+            clock,
+            outbox,
+            registrar,
+        )
 
     def worker_wakeup(self) -> None:
         self.worker.wakeup()

@@ -9,6 +9,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -20,6 +21,10 @@ from trigger_service.rules import Match, NoRun, Rules, decide
 from trigger_service.worker import admission
 from trigger_service.worker.decisions import join_or_open, record_no_runs
 from trigger_service.worker.submitting import Submitter
+
+if TYPE_CHECKING:
+    from trigger_service.outbox.sender import OutboxSender
+    from trigger_service.tracking.reports import StatusReporter
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +54,12 @@ class Worker:
         poll_seconds: float,
         run_poll_seconds: float,
         clock: Callable[[], float],
+        reports: StatusReporter | None = None,
+        outbox: OutboxSender | None = None,
     ) -> None:
         self.engine = engine
+        self.reports = reports  # commit statuses, written with each decision
+        self.outbox = outbox  # delivers them (and registrations) on its own thread
         self.inbox = inbox
         self.submitter = submitter
         self.rules = rules
@@ -72,7 +81,7 @@ class Worker:
         if claimed:
             result.decided = self.decide(claimed)
         with write(self.engine) as conn:
-            result.fired = admission.fire_due(conn, self.clock())
+            result.fired = admission.fire_due(conn, self.clock(), reports=self.reports)
         result.submitted = self.submitter.submit_ready()
         if self.clock() - self._last_run_poll >= self.run_poll_seconds:
             self._last_run_poll = self.clock()
@@ -108,7 +117,11 @@ class Worker:
                     for match in verdict:
                         scopes.setdefault(match.batch_key, []).append((event, match))
                 decided.append(event)
-            record_no_runs(conn, no_runs, now)
+            closed = record_no_runs(conn, no_runs, now)
+            if self.reports is not None:
+                self.reports.no_runs(
+                    conn, ((d, e, r) for d, (e, r) in zip(closed, no_runs, strict=True)), now
+                )
             for batch in scopes.values():
                 debounced = batch[-1][1].policy.debounce_seconds > 0
                 groups = [batch] if debounced else [[pair] for pair in batch]
@@ -132,12 +145,16 @@ class Worker:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="worker", daemon=True)
         self._thread.start()
+        if self.outbox is not None:
+            self.outbox.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self.outbox is not None:
+            self.outbox.stop(timeout)
 
     def wakeup(self) -> None:
         self._wake.set()
