@@ -4,8 +4,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# MLflow for the model-registry tests: its own venv (it is heavy and pins what it likes), never a
+# dependency of the service. `make test` creates it once; later runs reuse it.
+MLFLOW_VERSION := 3.17.2
+MLFLOW_VENV := .venv-mlflow
+MLFLOW_STAMP := $(MLFLOW_VENV)/.installed-$(MLFLOW_VERSION)
 
-.PHONY: install run test lint typecheck demo bench compile clean
+.PHONY: install run test lint typecheck demo bench compile clean mlflow
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +19,13 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(MLFLOW_STAMP):
+	test -x $(MLFLOW_VENV)/bin/python || $(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet 'mlflow==$(MLFLOW_VERSION)'
+	touch $(MLFLOW_STAMP)
+
+mlflow: $(MLFLOW_STAMP)
 
 run: $(STAMP)
 	$(BIN)/python -m trigger_service.demo run
@@ -28,7 +40,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP)
+test: $(STAMP) $(MLFLOW_STAMP)
 	$(BIN)/ruff check trigger_service pipeline tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q

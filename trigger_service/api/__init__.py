@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from trigger_service.api import errors, explain, health, reads, webhooks
+from trigger_service.api import errors, explain, health, promote, reads, webhooks
 from trigger_service.service import Services
 
 
@@ -37,6 +37,6 @@ def create_app(services: Services, start_worker: bool | None = None) -> FastAPI:
     )
     app.state.services = services
     errors.install(app)
-    for module in (webhooks, reads, explain, health):
+    for module in (webhooks, reads, explain, health, promote):
         app.include_router(module.router)
     return app

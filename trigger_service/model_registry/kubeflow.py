@@ -59,7 +59,7 @@ class KubeflowRegistry:
         url: str,
         token: str | None = None,
         *,
-        timeout: float = 15.0,
+        timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
