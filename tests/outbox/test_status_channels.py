@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,7 +13,8 @@ import pytest
 from tests.support.forges import ForgeDouble
 from trigger_service.errors import PermanentError, TemporaryError
 from trigger_service.outbox.http import MAX_SERVER_DELAY, server_delay
-from trigger_service.statuses import FORGES, locate
+from trigger_service.settings import Settings
+from trigger_service.statuses import FORGES, locate, status_channels
 from trigger_service.statuses.base import StatusChannel
 
 SHA = "a" * 40
@@ -177,3 +179,16 @@ def test_a_poll_event_finds_its_forge_by_the_repository_host() -> None:
     assert locate(channels, "github", {"repository_name": "team/songs"}) == ("github", "team/songs")
     assert locate(channels, "gitea", {"repository_name": "team/songs"}) is None, "no token"
     assert locate(channels, "github", {"repository_name": "../x"}) is None
+
+
+def test_tokens_come_from_files_and_a_token_without_an_api_url_refuses_the_start(
+    tmp_path: Path,
+) -> None:
+    token_file = tmp_path / "gitlab-token"
+    token_file.write_text("from-a-file\n")
+    settings = Settings(gitlab_api_token_file=token_file)
+    channels = status_channels(settings)
+    assert sorted(channels) == ["gitlab"], "statuses are off for forges without a token"
+    assert channels["gitlab"]._token == "from-a-file"
+    with pytest.raises(ValueError, match="TRIGGER_GITEA_API_URL"):
+        status_channels(Settings(gitea_api_token="t"))

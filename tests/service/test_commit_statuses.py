@@ -245,3 +245,29 @@ def test_nothing_is_posted_for_a_forge_without_a_token(
     assert services.outbox is None
     assert outbox_rows(services) == []
     assert github.requests == 0
+
+
+def test_a_git_poll_event_reports_on_the_forge_that_serves_its_repository(
+    build: Build, clock: FakeClock, repo: GitRepo, github: ForgeDouble
+) -> None:
+    """Source `poll` names only the repository URL: its forge is found by host."""
+    services = with_statuses(build, github)
+    sha = repo.commit({"pipeline.yaml": "# v2\n"}, "moved head")
+    github.add_commit("team/songs", sha)
+    subject = CodeSubject(
+        repository=f"http://127.0.0.1:{github.api_url.split(':')[-1]}/team/songs.git",
+        repository_name="",
+        ref="refs/heads/main",
+        branch="main",
+        tag=None,
+        before="b" * 40,
+        after=sha,
+        changed_paths=None,
+    )
+    event = Event("poll-1", EventKind.CODE, "poll", subject, clock.datetime())
+    services.inbox.store([event])
+    settle(services, clock)
+    send(services)
+    (posted,) = github.posted
+    assert (posted.repository, posted.sha, posted.state) == ("team/songs", sha, "pending")
+    assert posted.description.startswith("training: run r-")

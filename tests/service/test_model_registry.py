@@ -6,20 +6,28 @@ published, an outage and recovery, and a resend after a crash that registers not
 from __future__ import annotations
 
 import json
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from tests.service.conftest import Build, FakeClock
 from tests.support.backends import ScriptedBackend
 from tests.support.kubeflow_registry import KubeflowRegistryDouble
 from tests.support.mlflow_server import MlflowServer, mlflow_server
-from trigger_service.database import outbox, write
+from tests.support.repo import GitRepo, rules_text
+from trigger_service.api import create_app
+from trigger_service.database import outbox, runs, write
 from trigger_service.events import Event, EventKind, ManualSubject
 from trigger_service.service import Services
+from trigger_service.settings import Settings
+from trigger_service.submit.local import LocalBackend
 
 pytestmark = pytest.mark.slow  # starts an mlflow server
 
@@ -145,6 +153,105 @@ def test_mlflow_registers_each_published_version_with_lineage_and_moves_the_alia
     assert champion(mlflow) == "2", "replayed in order: the newest publish wins"
 
 
+STAND_IN = """\
+import json, pathlib, sys
+args = sys.argv[1:]
+def arg(name):
+    return args[args.index(name) + 1]
+params = dict(args[i + 1].split("=", 1) for i, a in enumerate(args) if a == "--param")
+model_dir = pathlib.Path(arg("--models-root")) / arg("--model-name")
+model_dir.mkdir(parents=True, exist_ok=True)
+keep = pathlib.Path(__file__).with_name("keep").exists()
+result = {"status": "succeeded", "published": not keep, "model_version": None,
+          "reason": "not published: challenger accuracy 0.7 < champion v1 0.8 - 0.01",
+          "metrics": {"accuracy": 0.8}}
+if not keep:
+    version = 1 + max([int(p.name) for p in model_dir.iterdir() if p.name.isdigit()] or [0])
+    folder = model_dir / str(version)
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(b"onnx")
+    (folder / "metadata.json").write_text(json.dumps({
+        "model_name": model_dir.name, "version": version, "metrics": {"accuracy": 0.8},
+        "data": {"uri": arg("--data-uri"), "sha256": "ab" * 32},
+        "lineage": {"git_commit": params.get("git_commit", ""),
+                    "decision_id": params.get("decision_id", ""),
+                    "event_ids": params.get("event_ids", "").split(",")}}))
+    result.update(model_version=version, reason=f"published version {version}")
+pathlib.Path(arg("--result-file")).write_text(json.dumps(result))
+"""
+
+
+def test_local_runs_on_the_embedded_default_register_in_mlflow(
+    tmp_path: Path, mlflow: MlflowServer
+) -> None:
+    """The service with its worker and outbox threads, the local backend running a stand-in
+    for the pipeline command that publishes onto the models folder as the real one does."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "stand_in.py").write_text(STAND_IN)
+    python = bin_dir / "python"
+    python.write_text(f'#!/bin/sh\nshift 2\nexec {sys.executable} {bin_dir / "stand_in.py"} "$@"\n')
+    python.chmod(0o755)
+    repo = GitRepo(tmp_path / "repo")
+    repo.commit({"pipeline.yaml": "# compiled\n"}, "init")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(rules_text(repo.url))
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'trigger.db'}",
+        rules_path=rules,
+        git_cache_dir=tmp_path / "git-cache",
+        models_root=tmp_path / "models",
+        runs_dir=tmp_path / "runs",
+        manual_token="manual-token",
+        model_registry="mlflow",
+        mlflow_tracking_uri=mlflow.url,
+        worker_poll_seconds=0.05,
+        outbox_poll_seconds=0.05,
+    )
+    backend = LocalBackend(
+        settings.runs_dir, settings.models_root, settings.data_dir, python=str(python)
+    )
+    services = Services.build(settings, backend=backend)
+    auth = {"Authorization": "Bearer manual-token"}
+    body = {"pipeline": "songs", "params": {"model_name": "anthems"}}
+
+    def trigger(n: int) -> None:
+        answer = client.post("/trigger", json=body, headers={**auth, "Idempotency-Key": f"k{n}"})
+        assert answer.status_code == 202, answer.text
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with services.engine.connect() as conn:
+                states = list(conn.execute(select(runs.c.state)).scalars())
+                open_items = conn.execute(
+                    select(outbox.c.id).where(outbox.c.state.in_(["pending", "sending"]))
+                ).first()
+            if len(states) == n and states[-1] == "succeeded" and open_items is None:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"run {n} did not finish and register: {states}")
+
+    with TestClient(create_app(services, start_worker=True)) as client:
+        trigger(1)
+        (first,) = mlflow_versions(mlflow, "anthems")
+        tags = {t["key"]: t["value"] for t in first["tags"]}
+        assert first["source"] == "pvc://models/anthems/1"
+        assert tags["event_ids"].startswith("manual-") and tags["decision_id"].startswith("d-")
+        assert tags["trigger_run_id"].startswith("r-") and len(tags["git_commit"]) == 40
+        assert tags["metric.accuracy"] == "0.8"
+        assert champion(mlflow, "anthems") == "1"
+        (bin_dir / "keep").write_text("")  # the next run keeps the champion
+        trigger(2)
+        assert [v["version"] for v in mlflow_versions(mlflow, "anthems")] == ["1"]
+        assert champion(mlflow, "anthems") == "1"
+        (bin_dir / "keep").unlink()
+        trigger(3)
+        assert [v["version"] for v in mlflow_versions(mlflow, "anthems")] == ["1", "2"]
+        assert champion(mlflow, "anthems") == "2"
+        run = client.get(f"/runs/{tags['trigger_run_id']}").json()
+        (item,) = run["outbox"]
+        assert item["state"] == "delivered" and item["result"]["registry_version"] == "1"
+
+
 def test_an_mlflow_outage_delays_registration_and_loses_none(
     build: Build, clock: FakeClock, backend: ScriptedBackend, mlflow: MlflowServer
 ) -> None:
@@ -226,7 +333,5 @@ def test_a_registry_that_refuses_drops_the_registration_and_the_run_is_unaffecte
         (row,) = rows(services)
         assert row["state"] == "dropped" and "HTTP 401" in row["last_error"]
         with services.engine.connect() as conn:
-            from trigger_service.database import runs
-
             (state,) = conn.execute(select(runs.c.state)).scalars()
         assert state == "succeeded"

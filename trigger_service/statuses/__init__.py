@@ -39,8 +39,12 @@ def status_channels(settings: Settings) -> dict[str, StatusChannel]:
     for name, channel in FORGES.items():
         token = getattr(settings, f"{name}_api_token")
         url = getattr(settings, f"{name}_api_url")
-        if token is not None and url:
-            channels[name] = channel(url, token.get_secret_value())
+        if token is None:
+            continue
+        if not url:
+            env = f"TRIGGER_{name.upper()}_API"
+            raise ValueError(f"{env}_TOKEN is set but {env}_URL is not: where is the {name} API?")
+        channels[name] = channel(url, token.get_secret_value())
     return channels
 
 
