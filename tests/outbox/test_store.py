@@ -4,6 +4,7 @@ two workers never hold one row, and a lost lease (kill -9) hands the row to anot
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,3 +110,18 @@ def test_a_lost_lease_hands_the_row_to_another_worker_and_the_first_cannot_settl
     assert store.claim(engine, "w1", 10, 30, now=141) == []
     (due,) = store.claim(engine, "w1", 10, 30, now=143)
     assert due.last_error == "HTTP 503"
+
+
+def test_two_writers_of_one_key_at_once_make_one_row_and_both_commit(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: the race cannot happen there")
+    item = status("a", "success", "model songs v3 published")
+    with engine.connect() as first, engine.connect() as second:
+        first_tx, second_tx = first.begin(), second.begin()
+        assert store.enqueue(first, item, 1.0)
+        threading.Timer(0.5, first_tx.commit).start()
+        # The second looked before the first committed, so it inserts too: it waits for the
+        # first, then does nothing instead of failing the change it reports.
+        assert not store.enqueue(second, item, 1.0)
+        second_tx.commit()
+    assert states(engine) == [("success", "pending")]

@@ -17,7 +17,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, exists, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, exists, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
 from trigger_service.database import outbox, write
@@ -67,8 +68,12 @@ def enqueue(conn: Connection, item: OutboxItem, now: float, *, supersede: bool =
             .where(outbox.c.ordering == ordering, outbox.c.state == "pending")
             .values(state="superseded", updated_at=now)
         )
-    conn.execute(
-        insert(outbox).values(
+    # Two workers reporting one change at once (both saw it first): the second insert does
+    # nothing instead of failing the transaction of the change it reports.
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    inserted = conn.execute(
+        dialect.insert(outbox)
+        .values(
             key=key,
             channel=item.channel,
             ordering=ordering,
@@ -81,8 +86,10 @@ def enqueue(conn: Connection, item: OutboxItem, now: float, *, supersede: bool =
             created_at=now,
             updated_at=now,
         )
-    )
-    return True
+        .on_conflict_do_nothing(index_elements=[outbox.c.key])
+        .execution_options(preserve_rowcount=True)
+    ).rowcount
+    return inserted == 1
 
 
 def claim(
