@@ -222,10 +222,11 @@ def test_local_runs_on_the_embedded_default_register_in_mlflow(
         while time.monotonic() < deadline:
             with services.engine.connect() as conn:
                 states = list(conn.execute(select(runs.c.state)).scalars())
+                finished = len(states) == n and set(states) == {"succeeded"}
                 open_items = conn.execute(
                     select(outbox.c.id).where(outbox.c.state.in_(["pending", "sending"]))
                 ).first()
-            if len(states) == n and states[-1] == "succeeded" and open_items is None:
+            if finished and open_items is None:
                 return
             time.sleep(0.1)
         raise AssertionError(f"run {n} did not finish and register: {states}")
