@@ -125,3 +125,16 @@ def test_two_writers_of_one_key_at_once_make_one_row_and_both_commit(engine: Eng
         assert not store.enqueue(second, item, 1.0)
         second_tx.commit()
     assert states(engine) == [("success", "pending")]
+
+
+def test_settled_rows_are_purged_after_their_keep_time_and_open_ones_never(
+    engine: Engine,
+) -> None:
+    enqueue(engine, status("a", "pending"), now=0)
+    enqueue(engine, status("a", "success"), now=10)  # supersedes the pending one
+    enqueue(engine, status("b", "success"), now=10)
+    (sent, _waiting) = store.claim(engine, "w1", 10, 60, now=20)
+    store.delivered(engine, sent.id, "w1", 30, None)
+    assert store.purge(engine, settled_before=5) == 0
+    assert store.purge(engine, settled_before=100) == 2, "superseded and delivered"
+    assert states(engine) == [("success", "sending")], "the one in flight stays"

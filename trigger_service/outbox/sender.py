@@ -10,6 +10,9 @@ worker killed mid-send leaves a row another takes again), then calls the channel
     PermanentError         -> dropped, with a log line and trigger_outbox_total{outcome=dropped}
     a channel not configured any more -> dropped the same way
 
+Settled rows are kept KEEP_SECONDS (30 days: the run's lineage shows them), then purged, at
+most once an hour. A status re-sent after that is harmless (the forge shows it again).
+
 Delivery never blocks deciding or submitting: the sender has its own thread.
 """
 
@@ -28,6 +31,8 @@ from trigger_service.outbox import store
 from trigger_service.worker.submitting import backoff
 
 log = logging.getLogger(__name__)
+KEEP_SECONDS = 30 * 86400
+PURGE_EVERY_SECONDS = 3600.0
 
 
 class Channel(Protocol):
@@ -69,9 +74,13 @@ class OutboxSender:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last_purge = 0.0
 
     def send_due(self) -> int:
         """One pass: deliver every row due now; returns how many were settled."""
+        if self.clock() - self._last_purge >= PURGE_EVERY_SECONDS:
+            self._last_purge = self.clock()
+            store.purge(self.engine, self.clock() - KEEP_SECONDS)
         rows = store.claim(
             self.engine, self.worker_id, self.batch, self.lease_seconds, self.clock()
         )

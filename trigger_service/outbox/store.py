@@ -178,6 +178,19 @@ def drop(engine: Engine, row_id: int, worker_id: str, now: float, error: str) ->
     return _settle(engine, row_id, worker_id, state="dropped", updated_at=now, last_error=error)
 
 
+def purge(engine: Engine, settled_before: float, limit: int = 5000) -> int:
+    """Delete up to `limit` rows settled (delivered, dropped, superseded) before that time."""
+    settled = ("delivered", "dropped", "superseded")
+    old = (
+        select(outbox.c.id)
+        .where(outbox.c.state.in_(settled), outbox.c.updated_at < settled_before)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    with write(engine) as conn:
+        return int(conn.execute(delete(outbox).where(outbox.c.id.in_(old))).rowcount or 0)
+
+
 def item_dict(row: Any) -> dict[str, Any]:
     return {
         "id": row.id,
