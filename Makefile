@@ -8,8 +8,13 @@ STAMP := $(VENV)/.installed
 PORT ?= 8080
 S3_PORT ?= 0
 VAR ?= var
+# MLflow for the model-registry tests: its own venv (it is heavy and pins what it likes), never a
+# dependency of the service. `make test` creates it once; later runs reuse it.
+MLFLOW_VERSION := 3.17.2
+MLFLOW_VENV := .venv-mlflow
+MLFLOW_STAMP := $(MLFLOW_VENV)/.installed-$(MLFLOW_VERSION)
 
-.PHONY: install run test lint typecheck demo bench compile manifests clean
+.PHONY: install run test lint typecheck demo bench compile manifests clean mlflow
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +23,13 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(MLFLOW_STAMP):
+	test -x $(MLFLOW_VENV)/bin/python || $(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet 'mlflow==$(MLFLOW_VERSION)'
+	touch $(MLFLOW_STAMP)
+
+mlflow: $(MLFLOW_STAMP)
 
 run: $(STAMP)
 	$(BIN)/python -m trigger_service.demo run --var $(VAR) --port $(PORT) --s3-port $(S3_PORT)
@@ -32,7 +44,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP)
+test: $(STAMP) $(MLFLOW_STAMP)
 	$(BIN)/ruff check trigger_service pipeline tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q

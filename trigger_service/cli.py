@@ -214,6 +214,17 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     return 0 if response.status_code < 300 else 1
 
 
+def cmd_models_promote(args: argparse.Namespace) -> int:
+    """POST /models/NAME/VERSION/promote: serve VERSION (volume, roll-out, registry alias)."""
+    response = httpx.post(
+        f"{args.url.rstrip('/')}/models/{args.name}/{args.version}/promote",
+        headers={"Authorization": f"Bearer {args.token}"},
+        timeout=60,
+    )
+    print(response.text)
+    return 0 if response.status_code < 300 else 1
+
+
 PIPELINE_COMMANDS = {"compile": ["compile"], "run-local": ["run", "--local"]}
 
 
@@ -275,6 +286,17 @@ def build_parser() -> argparse.ArgumentParser:
     trig.add_argument("--idempotency-key", help="the same key twice triggers once")
     trig.set_defaults(func=cmd_trigger)
     add_commands(sub, client_settings)
+
+    models = sub.add_parser("models", help="published model versions")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    prom = models_sub.add_parser(
+        "promote", help="serve VERSION of NAME: the volume, the roll-out and the registry alias"
+    )
+    prom.add_argument("name")
+    prom.add_argument("version", type=int)
+    prom.add_argument("--url", default="http://127.0.0.1:8080")
+    prom.add_argument("--token", required=True, help="the operator (manual trigger) token")
+    prom.set_defaults(func=cmd_models_promote)
 
     for name, target in PIPELINE_COMMANDS.items():
         sub.add_parser(name, help=f"python -m pipeline {' '.join(target)} (its flags pass through)")

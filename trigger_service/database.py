@@ -14,6 +14,9 @@ Tables, by the stage that writes them:
     reconcile_state    reconcile    per listed trigger: baseline done, next pass, last error
     store_probes       store_health one row per process: the write that proves the store works
     trigger_pauses     operator     triggers an operator paused (their events decide no run)
+    outbox             tracking     what to tell other systems (commit statuses, model
+                                    registrations), written with the change it reports;
+                                    the worker's outbox sender delivers it
 """
 
 from __future__ import annotations
@@ -212,6 +215,7 @@ trigger_pauses = Table(
 )
 
 
+
 reconcile_state = Table(
     "reconcile_state",
     metadata,
@@ -235,6 +239,36 @@ store_probes = Table(
     Column("owner", String(128), primary_key=True),
     Column("at", Float, nullable=False),
 )
+
+# The transactional outbox: a row is written in the transaction of the state change it reports
+# and delivered later by the worker's sender (never in the request path). `key` makes it
+# idempotent (one row per commit+context+state, per model+version); rows of one `ordering`
+# go out in id order, so a forge never sees "pending" after "success".
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(256), nullable=False, unique=True),
+    Column("channel", String(32), nullable=False),  # the plug-in: github, gitlab, mlflow, ...
+    Column("ordering", String(256), nullable=False),
+    Column("payload", JSON, nullable=False),
+    # pending -> sending -> delivered | dropped; pending -> superseded (a newer status won)
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("not_before", Float, nullable=False, default=0.0),
+    Column("claimed_by", String(128)),
+    Column("lease_until", Float),
+    Column("last_error", Text),
+    Column("result", JSON),
+    Column("run_id", String(64)),
+    Column("decision_id", String(64)),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("delivered_at", Float),
+)
+Index("ix_outbox_due", outbox.c.state, outbox.c.not_before)
+Index("ix_outbox_ordering", outbox.c.ordering, outbox.c.state)
+Index("ix_outbox_run", outbox.c.run_id)
 
 
 def make_engine(url: str, timeout: float = 30.0) -> Engine:

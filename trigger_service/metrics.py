@@ -85,3 +85,9 @@ RULES_RELOAD_FAILURES = Counter(
 RULES_RELOAD_OK = Gauge(
     "trigger_rules_reload_ok", "1 when the rules in use are the file's current content, else 0."
 )
+OUTBOX_ITEMS = Counter(
+    "trigger_outbox_total",
+    "Outbox deliveries (commit statuses, model registrations) by channel and outcome "
+    "(delivered, retried, dropped).",
+    ["channel", "outcome"],
+)

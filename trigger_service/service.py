@@ -16,15 +16,20 @@ from sqlalchemy import Engine
 from trigger_service.database import create_schema, make_engine
 from trigger_service.inbox import Inbox
 from trigger_service.metrics import RULES_RELOAD_FAILURES, RULES_RELOAD_OK
+from trigger_service.model_registry import registry_channel
 from trigger_service.modelserver import make_rollout
+from trigger_service.outbox.sender import Channel, OutboxSender
 from trigger_service.reconcile import Reconciler
 from trigger_service.reconcile.listing import make_client as make_s3_client
 from trigger_service.rules import Rules, RulesError, load_rules
 from trigger_service.rules.status import RulesStatus
 from trigger_service.settings import SECRET_FIELDS, Settings
+from trigger_service.statuses import status_channels
 from trigger_service.store_health import StoreHealth
 from trigger_service.submit.base import Backend
 from trigger_service.tracking.models import ModelLinker
+from trigger_service.tracking.registrations import Registrar
+from trigger_service.tracking.reports import StatusReporter
 from trigger_service.versions.compiling import make_compiler
 from trigger_service.versions.git import GitCache
 from trigger_service.versions.heads import BranchHeads
@@ -77,6 +82,42 @@ class RulesHolder:
                     self.status.loaded(time.time())
                     log.info("rules file reloaded: %s", self.path)
         return self._rules
+
+
+def build_outbox(
+    settings: Settings, engine: Engine, worker_id: str, clock: Clock
+) -> tuple[OutboxSender | None, StatusReporter | None, Registrar | None]:
+    """The outbox's writers (tracking) and its sender (worker), for the channels configured:
+    a forge with an API token gets commit statuses, TRIGGER_MODEL_REGISTRY a registry."""
+    channels: dict[str, Channel] = {}
+    forges = status_channels(settings)
+    channels.update(forges)
+    registry = registry_channel(settings)
+    reports = registrar = None
+    if forges:
+        base = settings.public_url or f"http://{settings.host}:{settings.port}"
+        reports = StatusReporter(forges, base, public=settings.public_url is not None)
+    if registry is not None:
+        channels[registry.name] = registry
+        registrar = Registrar(
+            registry.name,
+            models_uri=settings.models_uri,
+            alias=settings.model_alias,
+            models_root=settings.models_root,
+        )
+    if not channels:
+        return None, None, None
+    sender = OutboxSender(
+        engine,
+        channels,
+        worker_id=worker_id,
+        lease_seconds=settings.claim_lease_seconds,
+        retry_base=settings.retry_base_seconds,
+        retry_max=settings.retry_max_seconds,
+        poll_seconds=settings.outbox_poll_seconds,
+        clock=clock,
+    )
+    return sender, reports, registrar
 
 
 def make_backend(settings: Settings) -> Backend:
@@ -147,6 +188,8 @@ class Services:
     clock: Clock = field(default=time.time)
     reconciler: Reconciler | None = None  # runs with the worker (its companion)
     health: StoreHealth | None = None
+    outbox: OutboxSender | None = None
+    registrar: Registrar | None = None
 
     @classmethod
     def build(
@@ -175,6 +218,7 @@ class Services:
         inbox = Inbox(engine, clock, timeout=settings.store_timeout_seconds, health=health)
         # The lease is what the setting says: a long submission (a compile) extends its own.
         submit_lease = settings.claim_lease_seconds
+        outbox, reports, registrar = build_outbox(settings, engine, worker_id, clock)
         submitter = Submitter(
             engine,
             backend,
@@ -187,6 +231,8 @@ class Services:
             settings.retry_max_seconds,
             settings.max_attempts,
             clock,
+            reports=reports,
+            registrar=registrar,
         )
         worker = Worker(
             engine,
@@ -200,6 +246,8 @@ class Services:
             settings.kfp_poll_seconds if settings.backend == "kfp" else 1.0,
             clock,
             heads=BranchHeads(git, versions.current),
+            reports=reports,
+            outbox=outbox,
         )
         # The poll stores events through the inbox and wakes the worker, like a webhook.
         worker.poller = BranchPoller(git, inbox, rules, versions.current, worker.wakeup)
@@ -217,6 +265,8 @@ class Services:
             clock,
             reconciler=reconciler,
             health=health,
+            outbox=outbox,
+            registrar=registrar,
         )
 
     def worker_wakeup(self) -> None:

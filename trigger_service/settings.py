@@ -27,6 +27,15 @@ SECRET_FIELDS: dict[str, str] = {
     "manual": "manual_token",
 }
 
+# Outbox channels' secrets, each with a *_FILE form too.
+OUTBOX_SECRETS = (
+    "github_api_token",
+    "gitlab_api_token",
+    "gitea_api_token",
+    "mlflow_tracking_token",
+    "kubeflow_registry_token",
+)
+
 # Every secret, each with its `*_FILE` twin.
 SECRETS: tuple[str, ...] = (
     *SECRET_FIELDS.values(),
@@ -34,6 +43,7 @@ SECRETS: tuple[str, ...] = (
     "s3_access_key",
     "s3_secret_key",
     "kfp_token",
+    *OUTBOX_SECRETS,
 )
 
 
@@ -208,6 +218,70 @@ class Settings(BaseSettings):
     )
     kserve_inferenceservice: str | None = Field(None, description="InferenceService to roll out.")
     kserve_namespace: str | None = Field(None, description="Its namespace (default: in-cluster).")
+
+    # --- outbox: commit statuses on the forge a push came from (off for a forge without token)
+    public_url: str | None = Field(
+        None,
+        description="The service's external base URL, for links in commit statuses (the run's "
+        "console page, /ui/runs/ID); default http://HOST:PORT.",
+    )
+    github_api_url: str = Field(
+        "https://api.github.com",
+        description="GitHub API base (GitHub Enterprise Server: https://HOST/api/v3).",
+    )
+    github_api_token: SecretStr | None = Field(
+        None,
+        description="Token for GitHub commit statuses (repo:status, or fine-grained "
+        "Commit statuses: write).",
+    )
+    github_api_token_file: Path | None = None
+    gitlab_api_url: str = Field(
+        "https://gitlab.com/api/v4",
+        description="GitLab API base (self-managed: https://HOST/api/v4).",
+    )
+    gitlab_api_token: SecretStr | None = Field(
+        None, description="Token for GitLab commit statuses (api scope, Developer role)."
+    )
+    gitlab_api_token_file: Path | None = None
+    gitea_api_url: str | None = Field(
+        None, description="Gitea/Forgejo API base, e.g. https://gitea.example.com/api/v1."
+    )
+    gitea_api_token: SecretStr | None = Field(
+        None, description="Token for Gitea commit statuses (write:repository)."
+    )
+    gitea_api_token_file: Path | None = None
+    outbox_poll_seconds: float = Field(
+        1.0, description="Idle wait of the outbox sender between looks for due deliveries."
+    )
+
+    # --- outbox: the model registry each published version is registered in
+    model_registry: Literal["none", "mlflow", "kubeflow"] = Field(
+        "none", description="none, mlflow (REST API 2.0) or kubeflow (Model Registry REST API)."
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow tracking server, e.g. http://mlflow.mlflow:5000."
+    )
+    mlflow_tracking_token: SecretStr | None = Field(
+        None, description="Bearer token for the MLflow server (none: no Authorization header)."
+    )
+    mlflow_tracking_token_file: Path | None = None
+    kubeflow_registry_url: str | None = Field(
+        None,
+        description="Kubeflow Model Registry REST endpoint, e.g. "
+        "http://model-registry-service.kubeflow.svc.cluster.local:8080.",
+    )
+    kubeflow_registry_token: SecretStr | None = Field(
+        None, description="Bearer token for the Kubeflow Model Registry."
+    )
+    kubeflow_registry_token_file: Path | None = None
+    models_uri: str = Field(
+        "pvc://models",
+        description="What the models root is called outside this pod, for registry sources: "
+        "pvc://CLAIM[/PATH] or s3://BUCKET/PREFIX; a version is <models_uri>/<model>/<version>.",
+    )
+    model_alias: str = Field(
+        "champion", description="Registry alias of the serving version, moved on each publish."
+    )
 
     @model_validator(mode="after")
     def _read_secret_files(self) -> Settings:

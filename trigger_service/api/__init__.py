@@ -8,7 +8,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from trigger_service import console
-from trigger_service.api import errors, explain, health, openapi, operator, reads, webhooks
+from trigger_service.api import (
+    errors,
+    explain,
+    health,
+    openapi,
+    operator,
+    promote,
+    reads,
+    webhooks,
+)
 from trigger_service.api.deadline import RequestDeadline
 from trigger_service.lifecycle import end_process
 from trigger_service.service import Services
@@ -48,7 +57,7 @@ def create_app(services: Services, start_worker: bool | None = None) -> FastAPI:
     app.add_middleware(RequestDeadline, seconds=services.settings.request_timeout_seconds)
     errors.install(app)
     openapi.install(app)
-    for module in (webhooks, reads, explain, health, operator):
+    for module in (webhooks, reads, explain, health, operator, promote):
         app.include_router(module.router)
     console.install(app)
     return app

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from trigger_service.api.deps import get_services, require_operator
 from trigger_service.database import current_versions, events, pipeline_versions, runs
 from trigger_service.inbox.store import STATUSES
+from trigger_service.outbox.store import items_for as outbox_items
 from trigger_service.service import Services
 from trigger_service.tracking import runs as tracked
 from trigger_service.tracking.models import decision_of, read_models
@@ -115,6 +116,8 @@ def run_lineage(conn: Any, run_id: str) -> dict[str, Any] | None:
     event_ids = run["decision"]["event_ids"] if run["decision"] else []
     run["events"] = [_event_summary(conn, e) for e in event_ids[:100]]
     run["pipeline_version"] = _version(conn, row.pipeline, row.version)
+    # What was told elsewhere about this run: commit statuses, registry registrations.
+    run["outbox"] = outbox_items(conn, run_id=row.id)
     return run
 
 

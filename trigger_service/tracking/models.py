@@ -81,6 +81,11 @@ class ModelLinker:
                 return {"model_name": model["model_name"], "model_version": model["version"]}
         return {}
 
+    @property
+    def model_server(self) -> Rollout:
+        """The roll-out the model-server settings name (a promotion runs it too)."""
+        return self._rollout
+
     def rollout(self, run_id: str, model_name: str, version: int) -> None:
         try:
             result = self._rollout.rollout(model_name, version)

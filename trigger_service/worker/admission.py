@@ -8,7 +8,7 @@ queued one, so a run in progress has at most one follow-up however many bursts a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, func, or_, select, update
 
@@ -17,10 +17,15 @@ from trigger_service.metrics import DECISIONS
 from trigger_service.rules.policy import Go, Policy, Queue, Suppress, admit
 from trigger_service.worker.decisions import causes, describe_causes
 
+if TYPE_CHECKING:
+    from trigger_service.tracking.reports import StatusReporter
+
 ACTIVE_RUN_STATES = ("submitting", "pending", "running")
 
 
-def fire_due(conn: Connection, now: float, limit: int = 50) -> int:
+def fire_due(
+    conn: Connection, now: float, limit: int = 50, reports: StatusReporter | None = None
+) -> int:
     """Admit collecting decisions whose time has come, then queued ones that may now run."""
     fired = 0
     due = conn.execute(
@@ -31,7 +36,7 @@ def fire_due(conn: Connection, now: float, limit: int = 50) -> int:
         .with_for_update(skip_locked=True)
     ).all()
     for row in due:
-        _admit(conn, row, now)
+        _admit(conn, row, now, reports)
         fired += 1
     queued = conn.execute(
         select(decisions)
@@ -41,7 +46,7 @@ def fire_due(conn: Connection, now: float, limit: int = 50) -> int:
     ).all()
     for row in queued:
         if _active(conn, row.pipeline) == 0:
-            _admit(conn, row, now)
+            _admit(conn, row, now, reports)
             fired += 1
     return fired
 
@@ -96,8 +101,18 @@ def verdict_for(
     return verdict, queued_other
 
 
-def _admit(conn: Connection, row: Any, now: float) -> None:
+def _admit(conn: Connection, row: Any, now: float, reports: StatusReporter | None = None) -> None:
     verdict, queued_other = verdict_for(conn, row.pipeline, Policy(**row.policy), now, row.id)
+    _apply(conn, row, now, verdict, queued_other)
+    if reports is not None:  # commit statuses, in this transaction (tracking/reports.py)
+        reports.decision_changed(conn, row.id, now)
+        if queued_other is not None:
+            reports.decision_changed(conn, str(queued_other), now)
+
+
+def _apply(
+    conn: Connection, row: Any, now: float, verdict: Go | Queue | Suppress, queued_other: Any
+) -> None:
     if isinstance(verdict, Go):
         _set(conn, row.id, now, state="ready")
         DECISIONS.labels(row.trigger or "-", "ready").inc()

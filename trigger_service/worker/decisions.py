@@ -93,11 +93,11 @@ def follow_run(conn: Connection, decision_id: str, run_state: str, now: float) -
     )
 
 
-def record_no_runs(conn: Connection, verdicts: list[tuple[Event, str]], now: float) -> None:
+def record_no_runs(conn: Connection, verdicts: list[tuple[Event, str]], now: float) -> list[str]:
     """One closed decision per event that runs nothing, with its reason (two statements for the
-    whole batch: most events of a busy repository or bucket end here)."""
+    whole batch: most events of a busy repository or bucket end here). Returns their ids."""
     if not verdicts:
-        return
+        return []
     rows = [
         {
             "id": new_decision_id(),
@@ -120,6 +120,7 @@ def record_no_runs(conn: Connection, verdicts: list[tuple[Event, str]], now: flo
         ],
     )
     DECISIONS.labels("-", "no_run").inc(len(rows))
+    return [str(row["id"]) for row in rows]
 
 
 def join_or_open(

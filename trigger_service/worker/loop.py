@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
@@ -27,6 +27,10 @@ from trigger_service.versions.poll import BranchPoller
 from trigger_service.worker import admission
 from trigger_service.worker.decisions import join_or_open, record_no_runs
 from trigger_service.worker.submitting import Submitter, backoff
+
+if TYPE_CHECKING:
+    from trigger_service.outbox.sender import OutboxSender
+    from trigger_service.tracking.reports import StatusReporter
 
 log = logging.getLogger(__name__)
 # Shortest interval between two ticks: a delivery waits at most this long for its decision.
@@ -70,8 +74,12 @@ class Worker:
         clock: Callable[[], float],
         heads: BranchHeads | None = None,
         poller: BranchPoller | None = None,
+        reports: StatusReporter | None = None,
+        outbox: OutboxSender | None = None,
     ) -> None:
         self.engine = engine
+        self.reports = reports  # commit statuses, written with each decision
+        self.outbox = outbox  # delivers them (and registrations) on its own thread
         self.inbox = inbox
         self.submitter = submitter
         self.rules = rules
@@ -100,7 +108,7 @@ class Worker:
         if claimed:
             result.decided = self.decide(claimed)
         with write(self.engine) as conn:
-            result.fired = admission.fire_due(conn, self.clock())
+            result.fired = admission.fire_due(conn, self.clock(), reports=self.reports)
         result.submitted = self.submitter.submit_ready()
         if self.clock() - self._last_run_poll >= self.run_poll_seconds:
             self._last_run_poll = self.clock()
@@ -172,7 +180,11 @@ class Worker:
                     for match in verdict:
                         scopes.setdefault(match.batch_key, []).append((event, match))
                 decided.append(event)
-            record_no_runs(conn, no_runs, now)
+            closed = record_no_runs(conn, no_runs, now)
+            if self.reports is not None:
+                self.reports.no_runs(
+                    conn, ((d, e, r) for d, (e, r) in zip(closed, no_runs, strict=True)), now
+                )
             for batch in scopes.values():
                 debounced = batch[-1][1].policy.debounce_seconds > 0
                 groups = [batch] if debounced else [[pair] for pair in batch]
@@ -220,6 +232,8 @@ class Worker:
             self.poller.start()
         for companion in self.companions:
             companion.start()
+        if self.outbox is not None:
+            self.outbox.start()
         WORKER_ALIVE.set(1)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -231,6 +245,8 @@ class Worker:
             companion.stop(timeout)
         if self._thread is not None:
             self._thread.join(timeout)
+        if self.outbox is not None:
+            self.outbox.stop(timeout)
 
     def wakeup(self) -> None:
         self._wake.set()

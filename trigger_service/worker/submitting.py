@@ -17,7 +17,7 @@ import dataclasses
 import logging
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, and_, or_, select, update
 
@@ -37,6 +37,10 @@ from trigger_service.worker.decisions import (
     describe_causes,
 )
 from trigger_service.worker.leases import kept_lease
+
+if TYPE_CHECKING:
+    from trigger_service.tracking.registrations import Registrar
+    from trigger_service.tracking.reports import StatusReporter
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +74,14 @@ class Submitter:
         retry_max: float,
         max_attempts: int,
         clock: Callable[[], float],
+        reports: StatusReporter | None = None,
+        registrar: Registrar | None = None,
     ) -> None:
         self.engine = engine
+        # Outbox writers (tracking/): commit statuses and registry registrations, each written
+        # in the transaction of the change it reports.
+        self.reports = reports
+        self.registrar = registrar
         self.backend = backend
         self.versions = versions
         self.models = models
@@ -235,7 +245,9 @@ class Submitter:
         now = self.clock()
         reason = f"{row.reason}; {resolved.note}" if resolved.note else row.reason
         with write(self.engine) as conn:
-            tracked.set_state(conn, run_id, "pending", now, "submitted", external_id=external)
+            submitted = {"external_id": external}
+            if tracked.set_state(conn, run_id, "pending", now, "submitted", **submitted):
+                self._report_run(conn, run_id, now)
             conn.execute(
                 update(decisions)
                 .where(decisions.c.id == row.id)
@@ -305,7 +317,10 @@ class Submitter:
             )
             if row.run_id or tracked.run_by_decision(conn, row.id) is not None:
                 run = tracked.run_by_decision(conn, row.id)
-                tracked.set_state(conn, run.id, "failed", now, error, error=error)
+                if tracked.set_state(conn, run.id, "failed", now, error, error=error):
+                    self._report_run(conn, run.id, now)
+            elif self.reports is not None:
+                self.reports.decision_changed(conn, row.id, now)
             ids = dead_letter_events(conn, row.id, error)
         DEAD_LETTERS.labels("submit").inc(len(ids) or 1)
 
@@ -313,8 +328,16 @@ class Submitter:
         """The backend no longer knows the run: it ends as `lost`, freeing its pipeline."""
         reason = f"the backend has no run {external_id} any more (deleted there?): {error}"
         log.warning("run lost: %s", reason, extra={"run_id": run_id})
+        now = self.clock()
         with write(self.engine) as conn:
-            return int(tracked.set_state(conn, run_id, "lost", self.clock(), reason, error=reason))
+            changed = tracked.set_state(conn, run_id, "lost", now, reason, error=reason)
+            if changed:
+                self._report_run(conn, run_id, now)
+            return int(changed)
+
+    def _report_run(self, conn: Any, run_id: str, now: float) -> None:
+        if self.reports is not None:
+            self.reports.run_changed(conn, run_id, now)
 
     # --- poll
     def poll_runs(self) -> int:
@@ -343,12 +366,14 @@ class Submitter:
                 values.update(self.models.link(run.id, status.outputs))
             with write(self.engine) as conn:
                 detail = status.error if status.state is RunState.FAILED else None
-                if tracked.set_state(
-                    conn, run.id, status.state.value, self.clock(), detail, **values
-                ):
+                now = self.clock()
+                if tracked.set_state(conn, run.id, status.state.value, now, detail, **values):
                     changed += 1
                     extra = {"run_id": run.id, "pipeline": run.pipeline}
                     log.info("run %s", status.state.value, extra=extra)
+                    self._report_run(conn, run.id, now)
+                    if self.registrar is not None and values.get("model_version"):
+                        self.registrar.published(conn, run.id, now)
             if status.state is RunState.SUCCEEDED and values.get("model_version"):
                 self.models.rollout(run.id, values["model_name"], values["model_version"])
         return changed
