@@ -5,8 +5,8 @@ Clicked through: a manual trigger -> its decision -> its run (log streamed, step
 it published -> the lineage that says why it serves; a run canceled; a dead letter replayed
 after the rules are fixed; a trigger paused and resumed. The pipeline command is a stand-in that
 behaves like `python -m pipeline run --local` (kfp.local's task lines, a published version with
-its lineage); test_real_pipeline_run_in_the_console (slow) runs the real one. Screenshots go to
-docs/img/, where docs/console.md shows them.
+its lineage); test_real_pipeline_run_in_the_console (slow) runs the real one. With
+UPDATE_SCREENSHOTS=1 the screenshots are written to docs/img/, where docs/console.md shows them.
 """
 
 from __future__ import annotations
@@ -179,8 +179,13 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 def shot(page: Any, name: str) -> None:
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(IMAGES / f"console-{name}.png"), full_page=False)
+    """A screenshot of the page as it is; into docs/img/ (checked in) with UPDATE_SCREENSHOTS=1,
+    so an ordinary test run leaves the work tree clean."""
+    image = page.screenshot(full_page=False)
+    assert image[:8] == b"\x89PNG\r\n\x1a\n" and len(image) > 10_000, "a rendered page"
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        (IMAGES / f"console-{name}.png").write_bytes(image)
 
 
 def sign_in(page: Any, url: str, token: str = TOKEN) -> None:
