@@ -63,6 +63,8 @@ events = Table(
     Column("decided_at", Float),
 )
 Index("ix_events_claim", events.c.status, events.c.not_before)
+# Newest first (/events, the console's timeline): without it each read sorts the whole table.
+EVENTS_BY_TIME = Index("ix_events_received", events.c.received_at)
 
 decisions = Table(
     "decisions",
@@ -297,3 +299,5 @@ def create_schema(engine: Engine) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
         metadata.create_all(conn)
+        # create_all adds indexes only with a new table: a store made before this one gets it here.
+        EVENTS_BY_TIME.create(conn, checkfirst=True)
