@@ -71,6 +71,8 @@ events = Table(
     Column("decided_at", Float),
 )
 Index("ix_events_claim", events.c.status, events.c.not_before)
+# Newest first (/events, the console's timeline): without it each read sorts the whole table.
+EVENTS_BY_TIME = Index("ix_events_received", events.c.received_at)
 
 decisions = Table(
     "decisions",
@@ -406,6 +408,8 @@ def create_schema(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         metadata.create_all(conn)
         _add_new_columns(conn)
+        # create_all adds indexes only with a new table: a store made before this one gets it here.
+        EVENTS_BY_TIME.create(conn, checkfirst=True)
 
 
 def _add_new_columns(conn: Connection) -> None:

@@ -5,8 +5,8 @@ Clicked through: a manual trigger -> its decision -> its run (log streamed, step
 it published -> the lineage that says why it serves; a run canceled; a dead letter replayed
 after the rules are fixed; a trigger paused and resumed. The pipeline command is a stand-in that
 behaves like `python -m pipeline run --local` (kfp.local's task lines, a published version with
-its lineage); test_real_pipeline_run_in_the_console (slow) runs the real one. Screenshots go to
-docs/img/, where docs/console.md shows them.
+its lineage); test_real_pipeline_run_in_the_console (slow) runs the real one. With
+UPDATE_SCREENSHOTS=1 the screenshots are written to docs/img/, where docs/console.md shows them.
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.support.inprocess import serving
 from tests.support.repo import GitRepo
+from trigger_service.demo import storage_event
 from trigger_service.service import Services
 from trigger_service.settings import Settings
 from trigger_service.submit.local import LocalBackend
@@ -141,6 +143,7 @@ class Console:
             runs_dir=tmp_path / "runs",
             git_cache_dir=tmp_path / "git-cache",
             manual_token=TOKEN,
+            storage_token="storage-token",
             worker_poll_seconds=0.1,
         )
         backend = LocalBackend(
@@ -176,8 +179,13 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 def shot(page: Any, name: str) -> None:
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(IMAGES / f"console-{name}.png"), full_page=False)
+    """A screenshot of the page as it is; into docs/img/ (checked in) with UPDATE_SCREENSHOTS=1,
+    so an ordinary test run leaves the work tree clean."""
+    image = page.screenshot(full_page=False)
+    assert image[:8] == b"\x89PNG\r\n\x1a\n" and len(image) > 10_000, "a rendered page"
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        (IMAGES / f"console-{name}.png").write_bytes(image)
 
 
 def sign_in(page: Any, url: str, token: str = TOKEN) -> None:
@@ -218,7 +226,6 @@ def test_manual_trigger_to_run_to_model_to_lineage(page: Any, console: tuple[Con
     row = page.locator("#timeline-rows tr", has_text=event_id)
     row.locator("a", has_text="run").first.wait_for()
     assert "manual run by console: retrain after the label fix" in row.inner_text()
-    shot(page, "timeline")
 
     row.locator("a[href^='/ui/decisions/']").click()
     assert "by-hand" in page.inner_text("table.triggers")
@@ -243,6 +250,24 @@ def test_manual_trigger_to_run_to_model_to_lineage(page: Any, console: tuple[Con
     assert "retrain after the label fix" in lineage and event_id in lineage
     assert "0.87" in model.locator("table.metrics").inner_text()
     shot(page, "models")
+
+    # More traffic for the timeline: new data (runs), data elsewhere (no run), a filter.
+    for key in ("songs/2026-11.csv", "images/cat.png"):
+        stored = httpx.post(
+            f"{url}/webhooks/storage",
+            json=storage_event("datasets", key, 100),
+            headers={"Authorization": "Bearer storage-token"},
+        )
+        assert stored.status_code == 202, stored.text
+    page.goto(f"{url}/ui")
+    rows = page.locator("#timeline-rows")
+    rows.locator("tr", has_text="images/cat.png").locator("a").first.wait_for()
+    cat = rows.locator("tr", has_text="images/cat.png").inner_text()
+    assert "no_run" in cat, cat
+    shot(page, "timeline")
+    page.select_option("select[name=outcome]", "no_run")
+    page.click("form.filters button[type=submit]")
+    assert "images/cat.png" in rows.inner_text() and event_id not in rows.inner_text()
 
 
 def test_a_running_run_is_canceled_from_its_page(page: Any, console: tuple[Console, str]) -> None:

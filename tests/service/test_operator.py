@@ -234,3 +234,23 @@ def test_a_collecting_decision_waits_while_its_trigger_is_paused(
     services.worker.run_until_idle()
     assert client.get(f"/decisions/{decision['id']}").json()["state"] == "submitted"
     assert backend.submit_calls == 1
+
+
+def test_a_run_that_ended_just_before_the_cancel_is_a_conflict_not_an_error(
+    client: TestClient, services: Services, backend: ScriptedBackend
+) -> None:
+    from trigger_service.errors import PermanentError
+
+    event_id = manual(client)
+    services.worker.run_until_idle()
+    run_id = decision_of(client, event_id)["run_id"]
+    backend.states["ext-1"] = RunState.SUCCEEDED  # finished; the poll has not seen it yet
+
+    def refuse(external_id: str) -> None:
+        raise PermanentError("KFP answered 400: the run has finished")
+
+    backend.cancel = refuse  # type: ignore[method-assign]
+    answer = client.post(f"/runs/{run_id}/cancel", headers=AUTH)
+    assert answer.status_code == 409 and "ended before the cancel" in answer.json()["detail"]
+    backend.states["ext-1"] = RunState.RUNNING  # a refusal for another reason is the backend's
+    assert client.post(f"/runs/{run_id}/cancel", headers=AUTH).status_code == 502

@@ -140,11 +140,10 @@ async def run_logs(
     if path is None:
         where = f": see {row.url}" if row.url else ""
         raise HTTPException(409, detail=f"run {run_id} ({row.backend}) has no log here{where}")
-    if not follow:
-        text = await run_in_threadpool(logs.read_from, path, offset, 16 * 1024 * 1024)
-        return Response(text, media_type="text/plain; charset=utf-8")
 
     def finished() -> bool:
+        if not follow:  # what is there now, streamed in chunks whatever its size
+            return True
         current = _run_row(services, run_id)
         return current is None or current.state in logs.FINISHED
 

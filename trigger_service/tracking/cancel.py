@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select
 
 from trigger_service.database import runs, write
+from trigger_service.errors import PermanentError
 from trigger_service.submit.base import Backend, RunState
 from trigger_service.tracking import runs as tracked
 
@@ -46,7 +47,12 @@ def cancel_run(engine: Engine, backend: Backend, run_id: str, now: float) -> Can
             detail = "the run is being submitted; cancel it again in a moment"
             return Canceled(run_id, row.state, False, True, detail)
         return Canceled(run_id, row.state, False, True, f"the run has already ended: {row.state}")
-    backend.cancel(row.external_id)
+    try:
+        backend.cancel(row.external_id)
+    except PermanentError:
+        # KFP refuses to terminate a run that has just finished: say so if that is the case.
+        if not backend.status(row.external_id).state.finished:
+            raise
     status = backend.status(row.external_id)
     with write(engine) as conn:
         state = conn.execute(select(runs.c.state).where(runs.c.id == run_id)).scalar_one()
