@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck demo bench compile manifests clean
+.PHONY: install run test test-fast lint typecheck demo bench compile manifests clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ test: $(STAMP)
 	$(BIN)/ruff check trigger_service pipeline tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# The developer's loop (docs/development.md): ruff and every test not marked `slow` (those
+# train a model or start PostgreSQL, Alertmanager or S3 servers). CI runs `make test`.
+test-fast: $(STAMP)
+	$(BIN)/ruff check trigger_service pipeline tests bench
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline_bench.py
