@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from trigger_service.errors import PermanentError, TemporaryError
+from trigger_service.errors import PermanentError, TemporaryError, for_status
 from trigger_service.submit.base import (
     RunRequest,
     RunState,
@@ -219,27 +220,20 @@ class KfpBackend:
 
     def _upload_pipeline(self, spec: VersionSpec) -> str:
         # Also creates a first version named after the pipeline; ours is uploaded next.
-        try:
-            created = self._call(
-                "upload pipeline",
-                lambda c: c.pipeline_uploads.upload_pipeline(
-                    str(spec.package_path),
-                    name=spec.pipeline,
-                    display_name=spec.pipeline,
-                    description=spec.description or None,
-                    namespace=self.namespace,
-                    **self._opts,
-                ),
-                conflict_ok=True,
-            )
-        except _Conflict as conflict:  # uploaded concurrently by another worker
-            found = self._find_pipeline(spec.pipeline)
-            if found is None:
-                raise TemporaryError(
-                    f"KFP: pipeline {spec.pipeline!r} already exists but is not listed yet"
-                ) from conflict.__cause__
-            return found
-        return str(created.pipeline_id)
+        return self._create_or_find(
+            "upload pipeline",
+            lambda c: c.pipeline_uploads.upload_pipeline(
+                str(spec.package_path),
+                name=spec.pipeline,
+                display_name=spec.pipeline,
+                description=spec.description or None,
+                namespace=self.namespace,
+                **self._opts,
+            ),
+            id_field="pipeline_id",
+            find=lambda: self._find_pipeline(spec.pipeline),
+            what=f"pipeline {spec.pipeline!r}",
+        )
 
     def _find_version(self, pipeline_id: str, version: str) -> str | None:
         response = self._call(
@@ -257,28 +251,20 @@ class KfpBackend:
         return None
 
     def _upload_version(self, pipeline_id: str, spec: VersionSpec) -> str:
-        try:
-            created = self._call(
-                "upload pipeline version",
-                lambda c: c.pipeline_uploads.upload_pipeline_version(
-                    str(spec.package_path),
-                    name=spec.version,
-                    display_name=spec.version,
-                    pipelineid=pipeline_id,
-                    description=spec.description or None,
-                    **self._opts,
-                ),
-                conflict_ok=True,
-            )
-        except _Conflict as conflict:
-            found = self._find_version(pipeline_id, spec.version)
-            if found is None:
-                raise TemporaryError(
-                    f"KFP: version {spec.version!r} of {spec.pipeline!r} already exists "
-                    "but is not listed yet"
-                ) from conflict.__cause__
-            return found
-        return str(created.pipeline_version_id)
+        return self._create_or_find(
+            "upload pipeline version",
+            lambda c: c.pipeline_uploads.upload_pipeline_version(
+                str(spec.package_path),
+                name=spec.version,
+                display_name=spec.version,
+                pipelineid=pipeline_id,
+                description=spec.description or None,
+                **self._opts,
+            ),
+            id_field="pipeline_version_id",
+            find=lambda: self._find_version(pipeline_id, spec.version),
+            what=f"version {spec.version!r} of {spec.pipeline!r}",
+        )
 
     def _ensure_experiment(self, name: str) -> str:
         found = self._find_experiment(name)
@@ -287,22 +273,15 @@ class KfpBackend:
         import kfp_server_api as api
 
         experiment = api.V2beta1Experiment(display_name=name, namespace=self.namespace)
-        try:
-            created = self._call(
-                "create experiment",
-                lambda c: c.experiments.experiment_service_create_experiment(
-                    experiment=experiment, **self._opts
-                ),
-                conflict_ok=True,
-            )
-        except _Conflict as conflict:
-            found = self._find_experiment(name)
-            if found is None:
-                raise TemporaryError(
-                    f"KFP: experiment {name!r} already exists but is not listed yet"
-                ) from conflict.__cause__
-            return found
-        return str(created.experiment_id)
+        return self._create_or_find(
+            "create experiment",
+            lambda c: c.experiments.experiment_service_create_experiment(
+                experiment=experiment, **self._opts
+            ),
+            id_field="experiment_id",
+            find=lambda: self._find_experiment(name),
+            what=f"experiment {name!r}",
+        )
 
     def _find_experiment(self, name: str) -> str | None:
         response = self._call(
@@ -318,6 +297,28 @@ class KfpBackend:
             if experiment.display_name == name:
                 return str(experiment.experiment_id)
         return None
+
+    def _create_or_find(
+        self,
+        action: str,
+        call: Callable[[Any], Any],
+        *,
+        id_field: str,
+        find: Callable[[], str | None],
+        what: str,
+    ) -> str:
+        """The `id_field` of what `call` creates; after a 409 (another worker created the same
+        name meanwhile) the id `find` looks up. TemporaryError while KFP does not list it yet."""
+        try:
+            created = self._call(action, call, conflict_ok=True)
+        except _Conflict as conflict:
+            found = find()
+            if found is None:
+                raise TemporaryError(
+                    f"KFP: {what} already exists but is not listed yet"
+                ) from conflict.__cause__
+            return found
+        return str(getattr(created, id_field))
 
     # --- the client and the one place errors are translated
 
@@ -382,11 +383,9 @@ def _raise_for_api_error(action: str, exc: Any) -> NoReturn:
         if "CERTIFICATE_VERIFY_FAILED" in message:
             raise PermanentError(f"KFP {action}: TLS verification failed: {message}") from exc
         raise TemporaryError(f"KFP {action}: {message}") from exc
-    if status >= 500 or status in (408, 429):
-        raise TemporaryError(
-            f"KFP {action}: HTTP {status}: {message}", delay=_retry_after(exc)
-        ) from exc
-    raise PermanentError(f"KFP {action}: HTTP {status}: {message}") from exc
+    raise for_status(
+        status, f"KFP {action}: HTTP {status}: {message}", delay=_retry_after(exc)
+    ) from exc
 
 
 def _api_message(exc: Any) -> str:
