@@ -162,21 +162,20 @@ class KfpBackend:
         return str(created.run_id)
 
     def find_run(self, run_name: str) -> str | None:
-        response = self._call(
+        # Display names are not unique in KFP: the oldest run of that name is the one we made.
+        return self._find_named(
             "list runs",
-            lambda c: c.runs.run_service_list_runs(
+            lambda c, name_filter: c.runs.run_service_list_runs(
                 namespace=self.namespace,
-                filter=_name_filter("display_name", run_name),
+                filter=name_filter,
                 sort_by="created_at",
                 page_size=_PAGE_SIZE,
                 **self._opts,
             ),
+            name=run_name,
+            items="runs",
+            id_field="run_id",
         )
-        # Display names are not unique in KFP: the oldest run of that name is the one we made.
-        for run in response.runs or []:
-            if run.display_name == run_name:
-                return str(run.run_id)
-        return None
 
     def status(self, external_id: str) -> RunStatus:
         run = self._call(
@@ -204,19 +203,15 @@ class KfpBackend:
     # --- pipelines, versions, experiments
 
     def _find_pipeline(self, name: str) -> str | None:
-        response = self._call(
+        return self._find_named(
             "list pipelines",
-            lambda c: c.pipelines.pipeline_service_list_pipelines(
-                namespace=self.namespace,
-                filter=_name_filter("display_name", name),
-                page_size=_PAGE_SIZE,
-                **self._opts,
+            lambda c, name_filter: c.pipelines.pipeline_service_list_pipelines(
+                namespace=self.namespace, filter=name_filter, page_size=_PAGE_SIZE, **self._opts
             ),
+            name=name,
+            items="pipelines",
+            id_field="pipeline_id",
         )
-        for pipeline in response.pipelines or []:
-            if name in (pipeline.display_name, pipeline.name):
-                return str(pipeline.pipeline_id)
-        return None
 
     def _upload_pipeline(self, spec: VersionSpec) -> str:
         # Also creates a first version named after the pipeline; ours is uploaded next.
@@ -236,19 +231,15 @@ class KfpBackend:
         )
 
     def _find_version(self, pipeline_id: str, version: str) -> str | None:
-        response = self._call(
+        return self._find_named(
             "list pipeline versions",
-            lambda c: c.pipelines.pipeline_service_list_pipeline_versions(
-                pipeline_id=pipeline_id,
-                filter=_name_filter("display_name", version),
-                page_size=_PAGE_SIZE,
-                **self._opts,
+            lambda c, name_filter: c.pipelines.pipeline_service_list_pipeline_versions(
+                pipeline_id=pipeline_id, filter=name_filter, page_size=_PAGE_SIZE, **self._opts
             ),
+            name=version,
+            items="pipeline_versions",
+            id_field="pipeline_version_id",
         )
-        for found in response.pipeline_versions or []:
-            if version in (found.display_name, found.name):
-                return str(found.pipeline_version_id)
-        return None
 
     def _upload_version(self, pipeline_id: str, spec: VersionSpec) -> str:
         return self._create_or_find(
@@ -284,18 +275,35 @@ class KfpBackend:
         )
 
     def _find_experiment(self, name: str) -> str | None:
-        response = self._call(
+        return self._find_named(
             "list experiments",
-            lambda c: c.experiments.experiment_service_list_experiments(
-                namespace=self.namespace,
-                filter=_name_filter("display_name", name),
-                page_size=_PAGE_SIZE,
-                **self._opts,
+            lambda c, name_filter: c.experiments.experiment_service_list_experiments(
+                namespace=self.namespace, filter=name_filter, page_size=_PAGE_SIZE, **self._opts
             ),
+            name=name,
+            items="experiments",
+            id_field="experiment_id",
         )
-        for experiment in response.experiments or []:
-            if experiment.display_name == name:
-                return str(experiment.experiment_id)
+
+    def _find_named(
+        self,
+        action: str,
+        list_call: Callable[[Any, str], Any],
+        *,
+        name: str,
+        items: str,
+        id_field: str,
+    ) -> str | None:
+        """The `id_field` of the first object in the listing's `items` named `name`, or None.
+
+        `list_call(client, name_filter)` lists with the v2beta1 filter on display_name; the
+        names are compared again here (pipelines and versions also match on `name`), since
+        a server may ignore a filter it does not support.
+        """
+        response = self._call(action, lambda c: list_call(c, _name_filter("display_name", name)))
+        for found in getattr(response, items) or []:
+            if name in (found.display_name, getattr(found, "name", None)):
+                return str(getattr(found, id_field))
         return None
 
     def _create_or_find(
