@@ -21,8 +21,9 @@ kfp 2.17.0's convenience methods get in the way of a service:
 
 Errors (the Backend contract): connection refused, timeouts, 408/429/5xx -> TemporaryError;
 400/401/403/404 and an unreadable token file -> PermanentError with KFP's own message. The
-original exception stays chained. A 409 on upload (a concurrent upload of the same name) is
-resolved by looking the pipeline or version up again.
+original exception stays chained (the status is classified by trigger_service.errors.for_status).
+A 409 on a create (another worker created the same pipeline, version or experiment meanwhile) is
+resolved by looking it up again (`_create_or_find`).
 """
 
 from __future__ import annotations
