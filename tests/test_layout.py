@@ -50,18 +50,23 @@ def test_a_violation_of_each_contract_is_found(tmp_path: Path) -> None:
         "worker/admission.py": "import tensorflow",
         "tracking/runs.py": "from pipeline import cli",
         "versions/git.py": "from fastapi import HTTPException",
+        "newstage/__init__.py": "import starlette",  # a package no contract names yet
+        "tracking/cancel.py": "from trigger_service.api import errors",
         "worker/loop.py": "import kfp",
     }
     for module, line in plant.items():
         path = tmp_path / "trigger_service" / module
-        path.write_text(path.read_text() + f"\n{line}  # planted by the test\n")
+        path.parent.mkdir(exist_ok=True)
+        before = path.read_text() if path.exists() else ""
+        path.write_text(before + f"\n{line}  # planted by the test\n")
 
     result = lint_imports(tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     report = result.stdout
     assert "0 kept" in report, report
     for module, line in plant.items():
-        importer = "trigger_service." + module.removesuffix(".py").replace("/", ".")
+        importer = "trigger_service." + module.removesuffix(".py").removesuffix("/__init__")
+        importer = importer.replace("/", ".")
         imported = line.split()[1]
         assert f"{importer} -> {imported}" in report, (importer, imported, report)
 
