@@ -14,7 +14,7 @@ MLFLOW_VERSION := 3.17.2
 MLFLOW_VENV := .venv-mlflow
 MLFLOW_STAMP := $(MLFLOW_VENV)/.installed-$(MLFLOW_VERSION)
 
-.PHONY: install run test lint typecheck demo bench compile manifests clean mlflow
+.PHONY: install run test test-fast lint typecheck demo bench compile manifests clean mlflow
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ test: $(STAMP) $(MLFLOW_STAMP)
 	$(BIN)/ruff check trigger_service pipeline tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# The developer's loop (docs/development.md): ruff and every test not marked `slow` (those
+# train a model or start PostgreSQL, Alertmanager or S3 servers). CI runs `make test`.
+test-fast: $(STAMP)
+	$(BIN)/ruff check trigger_service pipeline tests bench
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline_bench.py

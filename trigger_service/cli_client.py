@@ -280,7 +280,9 @@ def add_commands(sub: Any, settings: ClientSettings) -> None:
         "stored events, newest first",
         _listing("/events", EVENT_COLUMNS, "source", "kind", "status"),
     )
-    events.add_argument("--source", help="github, gitlab, gitea, storage, alertmanager, manual")
+    events.add_argument(
+        "--source", help="github, gitlab, gitea, storage, alertmanager, grafana, manual"
+    )
     events.add_argument("--kind", help="code, data, drift, manual")
     events.add_argument("--status", help="pending, claimed, decided, dead")
     decisions = command(

@@ -217,7 +217,6 @@ trigger_pauses = Table(
 )
 
 
-
 reconcile_state = Table(
     "reconcile_state",
     metadata,

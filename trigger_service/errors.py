@@ -11,7 +11,8 @@
         └── NotFound         the backend has no such run or version (HTTP 404)
 
 HTTP status codes are mapped in one place (trigger_service.api.errors); domain code never
-raises HTTPException. Backend errors keep the original exception chained (`raise ... from`).
+raises HTTPException. Backend errors keep the original exception chained (`raise ... from`),
+and a backend's HTTP answer is classified in one place too (`for_status`).
 """
 
 from __future__ import annotations
@@ -55,3 +56,19 @@ class PermanentError(TriggerError):
 
 class NotFound(PermanentError):
     """The backend says the object (a run, a pipeline version) does not exist: deleted there."""
+
+
+# No answer at all (0: the connection broke, TLS failed), timeouts, throttling, server errors.
+_TEMPORARY_STATUSES = frozenset({0, 408, 429})
+
+
+def for_status(status: int, message: str, *, delay: float | None = None) -> TriggerError:
+    """The error to raise for a backend's HTTP answer `status` (KFP, the Kubernetes API):
+    TemporaryError (retried, after `delay` seconds if the server asked for it) for 0, 408, 429
+    and 5xx; NotFound for 404; PermanentError for every other status (400, 401, 403, 409, 422,
+    ...)."""
+    if status in _TEMPORARY_STATUSES or status >= 500:
+        return TemporaryError(message, delay=delay)
+    if status == 404:
+        return NotFound(message)
+    return PermanentError(message)

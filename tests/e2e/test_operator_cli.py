@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +19,7 @@ from tests.support.kfp_double import KfpDouble
 from tests.support.repo import GitRepo, rules_text
 from tests.support.server import REPO_ROOT, ServiceProcess, running_service
 from tests.support.tiny_pipeline import compile_tiny
+from tests.support.waiting import wait_for
 from trigger_service.cli import build_parser, main
 
 TOKEN = "operator-token"
@@ -73,15 +73,6 @@ def cli(
         return code, out, err
 
     return run
-
-
-def wait_for(check: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out")
 
 
 def trigger(cli: Any, *args: str) -> str:

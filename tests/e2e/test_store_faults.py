@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,7 @@ import pytest
 
 from tests.support.repo import GitRepo, rules_text
 from tests.support.server import ServiceProcess, start_service
+from tests.support.waiting import wait_for
 from trigger_service.demo import storage_event
 
 TOKEN = "storage-token"
@@ -67,15 +68,6 @@ class Sender:
 
 def readyz(url: str) -> httpx.Response:
     return httpx.get(f"{url}/readyz", timeout=ANSWER_DEADLINE)
-
-
-def wait_for(predicate: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"not within {seconds} s: {what}")
 
 
 @pytest.fixture
@@ -146,11 +138,13 @@ def test_locked_by_another_process_answers_503_quickly(
         )
         assert time.monotonic() - started < ANSWER_DEADLINE
         assert replay.status_code == 503 and replay.headers["retry-after"], replay.text
-        wait_for(lambda: readyz(service.url).status_code == 503, 8, "/readyz fails while locked")
+        wait_for(
+            lambda: readyz(service.url).status_code == 503, "/readyz fails while locked", timeout=8
+        )
         assert "locked" in readyz(service.url).json()["checks"]["store"]
     finally:
         holder.wait(30)
-    wait_for(lambda: readyz(service.url).status_code == 200, 10, "/readyz recovers")
+    wait_for(lambda: readyz(service.url).status_code == 200, "/readyz recovers", timeout=10)
     assert sender.send().status_code == 202
     assert listed(service.url, sender.acknowledged) == []
 
@@ -166,7 +160,7 @@ def test_deleted_database_file_acknowledges_nothing(
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     after = [sender.send().status_code for _ in range(5)]
     assert after == [503] * 5, "a delivery was acknowledged into a deleted file"
-    wait_for(lambda: readyz(service.url).status_code == 503, 5, "/readyz fails")
+    wait_for(lambda: readyz(service.url).status_code == 503, "/readyz fails", timeout=5)
     # "replaced" when a new connection already created an empty file at the same path
     detail = readyz(service.url).json()["checks"]["store"]
     assert "was deleted" in detail or "was replaced" in detail, detail
@@ -222,7 +216,7 @@ def test_full_disk_answers_503_stops_on_sigterm_and_loses_nothing(
             if sender.send().status_code == 503 and sender.answers[-3:] == [503] * 3:
                 break
         assert sender.answers[-1] == 503, "the disk never filled"
-        wait_for(lambda: readyz(first.url).status_code == 503, 8, "/readyz fails")
+        wait_for(lambda: readyz(first.url).status_code == 503, "/readyz fails", timeout=8)
         started = time.monotonic()
         first.stop(grace_seconds=15)
         stopped_in = time.monotonic() - started

@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.service.conftest import Build
+from tests.support.waiting import wait_for
 from trigger_service.api import create_app
 from trigger_service.service import Services
 from trigger_service.submit.local import LocalBackend
@@ -67,15 +68,6 @@ def alive(pid: int) -> bool:
     # A zombie is dead for our purpose: it runs nothing.
     stat = Path(f"/proc/{pid}/stat")
     return not (stat.exists() and stat.read_text().split(") ")[1].startswith("Z"))
-
-
-def wait_for(check, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def test_cancel_stops_the_whole_process_group_and_publishes_nothing(

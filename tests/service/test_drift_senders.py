@@ -17,10 +17,10 @@ from fastapi.testclient import TestClient
 from tests.service.conftest import Build, FakeClock
 from tests.service.test_worker import settle
 from tests.sources.helpers import payload
+from tests.support.alerts import grafana_alert, grafana_notification
 from tests.support.backends import ScriptedBackend
 from trigger_service.api import create_app
 from trigger_service.service import Services
-from trigger_service.sources.alertmanager import label_fingerprint
 
 GRAFANA_TOKEN = "grafana-token"
 FIELD_CASE = payload("grafana/firing-one.json")
@@ -32,27 +32,6 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 
 GRAFANA_AUTH = basic("grafana", GRAFANA_TOKEN)
-
-
-def grafana_group(*alerts: dict[str, Any], truncated: int = 0) -> dict[str, Any]:
-    body = copy.deepcopy(FIELD_CASE)
-    body["alerts"] = [copy.deepcopy(a) for a in alerts]
-    body["truncatedAlerts"] = truncated
-    body["status"] = "resolved" if all(a["status"] == "resolved" for a in alerts) else "firing"
-    return body
-
-
-def grafana_alert(
-    model: str = "songs", status: str = "firing", starts: str = "2024-06-03T08:00:00.000Z"
-) -> dict[str, Any]:
-    alert = copy.deepcopy(FIELD_CASE["alerts"][0])
-    alert["labels"]["model"] = model
-    alert["fingerprint"] = label_fingerprint(alert["labels"])
-    alert["status"] = status
-    alert["startsAt"] = starts
-    if status == "resolved":
-        alert["endsAt"] = "2024-06-03T09:00:00Z"
-    return alert
 
 
 @pytest.fixture
@@ -95,7 +74,7 @@ def test_grafana_alerts_run_once_per_incident_and_never_when_resolved(
         settle(services, clock, 3600)
     assert backend.submit_calls == 1
 
-    resolved = grafana_group(grafana_alert(status="resolved"))
+    resolved = grafana_notification(grafana_alert(status="resolved"))
     resolved["alerts"][0]["fingerprint"] = FIELD_CASE["alerts"][0]["fingerprint"]
     assert post_grafana(client, resolved).status_code == 202
     settle(services, clock, 1)
@@ -114,7 +93,7 @@ def test_grafana_alerts_run_once_per_incident_and_never_when_resolved(
 def test_several_alerts_in_one_grafana_group_match_the_drift_filters(
     client: TestClient, services: Services, clock: FakeClock, backend: ScriptedBackend
 ) -> None:
-    group = grafana_group(
+    group = grafana_notification(
         grafana_alert("songs"), grafana_alert("albums"), grafana_alert("songs", "resolved")
     )
     group["alerts"][2]["fingerprint"] = "00000000000000ff"
@@ -163,7 +142,7 @@ def test_grafana_contact_point_test_and_bad_bodies(client: TestClient) -> None:
         "annotations": {"summary": "Notification test"},
         "startsAt": "2024-06-03T08:00:00Z",
     }
-    ignored = post_grafana(client, grafana_group(test_alert))
+    ignored = post_grafana(client, grafana_notification(test_alert))
     assert ignored.status_code == 200 and ignored.json()["ignored"] is True
     bad = post_grafana(client, {**FIELD_CASE, "truncatedAlerts": -2})
     assert bad.status_code == 400 and "truncatedAlerts" in bad.text
@@ -192,7 +171,7 @@ def test_a_truncated_group_is_recorded_warned_counted_and_explained(
         assert stored["subject"]["truncated_alerts"] == 1
 
     # A Grafana group cut as well: counted by source.
-    post_grafana(client, grafana_group(grafana_alert(), truncated=4))
+    post_grafana(client, grafana_notification(grafana_alert(), truncated=4))
     metrics = client.get("/metrics").text
     assert 'trigger_alerts_truncated_total{source="alertmanager"} 1.0' in metrics
     assert 'trigger_alerts_truncated_total{source="grafana"} 4.0' in metrics

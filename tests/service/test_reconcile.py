@@ -35,6 +35,7 @@ from trigger_service.reconcile import Reconciler
 from trigger_service.service import Services
 from trigger_service.settings import Settings
 
+pytestmark = pytest.mark.slow  # every test here lists buckets on moto's S3 server
 INTERVAL = 60
 
 

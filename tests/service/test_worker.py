@@ -1,14 +1,13 @@
 """The worker end to end over a real SQLite store, a real git repository and a fake clock:
-decisions, coalescing, concurrency, GitOps versions, retries, dead letters and crash safety."""
+decisions, coalescing, concurrency, GitOps versions, retries and dead letters. (A crash between
+submit and record: tests/service/test_kfp_submission.py, through the real kfp.Client.)"""
 
 from __future__ import annotations
 
-import json
-
-import pytest
 from sqlalchemy import func, select
 
 from tests.service.conftest import Build, FakeClock
+from tests.support import alerts
 from tests.support.backends import PERMANENT, TEMPORARY, ScriptedBackend
 from tests.support.repo import GitRepo, rules_text
 from trigger_service.database import decision_events, decisions, runs
@@ -95,31 +94,6 @@ def test_storm_is_one_run_and_a_burst_during_it_one_follow_up(
     assert count(services, decision_events) == 2600
 
 
-def alert_payload(status: str, starts_at: str, fingerprint: str = "a1b2") -> bytes:
-    alert = {
-        "status": status,
-        "labels": {"alertname": "ModelDrift", "model": "songs"},
-        "annotations": {},
-        "startsAt": starts_at,
-        "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-11-25T10:00:00Z",
-        "generatorURL": "http://prometheus/graph",
-        "fingerprint": fingerprint,
-    }
-    return json.dumps(
-        {
-            "version": "4",
-            "groupKey": '{}:{alertname="ModelDrift"}',
-            "status": status,
-            "receiver": "trigger",
-            "groupLabels": {},
-            "commonLabels": alert["labels"],
-            "commonAnnotations": {},
-            "externalURL": "http://am",
-            "alerts": [alert],
-        }
-    ).encode()
-
-
 def test_repeated_alert_is_one_run_per_incident_and_resolved_none(
     build: Build, clock: FakeClock, backend: ScriptedBackend
 ) -> None:
@@ -130,18 +104,25 @@ def test_repeated_alert_is_one_run_per_incident_and_resolved_none(
         services.inbox.store(source.parse({}, body, clock.datetime()))
         settle(services, clock, 1)
 
+    def alert_body(status: str, starts: str) -> bytes:
+        return alerts.body(
+            alerts.alertmanager_notification(
+                alerts.alertmanager_alert(status=status, starts=starts)
+            )
+        )
+
     for _repeat in range(4):  # Alertmanager re-sends a firing alert every repeat_interval
-        deliver(alert_payload("firing", "2026-11-25T09:00:00Z"))
+        deliver(alert_body("firing", "2026-11-25T09:00:00Z"))
         backend.finish_all()
         settle(services, clock, 3600)
     assert backend.submit_calls == 1
 
-    deliver(alert_payload("resolved", "2026-11-25T09:00:00Z"))
+    deliver(alert_body("resolved", "2026-11-25T09:00:00Z"))
     assert backend.submit_calls == 1
     no_runs = [d for d in _all_decisions(services) if d["outcome"] == "no_run"]
     assert any("resolved" in d["reason"] for d in no_runs)
 
-    deliver(alert_payload("firing", "2026-11-25T12:00:00Z"))  # a new incident
+    deliver(alert_body("firing", "2026-11-25T12:00:00Z"))  # a new incident
     assert backend.submit_calls == 2
 
 
@@ -223,32 +204,6 @@ def test_temporary_errors_retry_and_permanent_ones_dead_letter_and_replay(
     assert services.inbox.get("manual-2")["status"] == "decided"
 
 
-def test_crash_between_submit_and_record_submits_nothing_twice(
-    build: Build, clock: FakeClock, backend: ScriptedBackend, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    services = build()
-    real_set_state = tracked.set_state
-
-    def crash_when_recording(conn, run_id, state, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if state == "pending":
-            raise KeyboardInterrupt("process killed after the backend accepted the run")
-        return real_set_state(conn, run_id, state, *args, **kwargs)
-
-    monkeypatch.setattr(tracked, "set_state", crash_when_recording)
-    services.inbox.store([manual_event(clock, "manual-crash")])
-    with pytest.raises(KeyboardInterrupt):
-        services.worker.run_until_idle()
-    assert backend.submit_calls == 1
-    monkeypatch.setattr(tracked, "set_state", real_set_state)
-
-    # A new process (same store) takes over once the lease expires.
-    survivor = build()
-    settle(survivor, clock, survivor.worker.submitter.lease_seconds + 1)
-    assert backend.submit_calls == 1, "reconciled by run name, not resubmitted"
-    (run,) = _runs(survivor)
-    assert run["external_id"] == "ext-1" and run["state"] == "pending"
-
-
 def _runs(services: Services) -> list[dict]:
     with services.engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(select(runs))]
@@ -274,6 +229,8 @@ def test_failed_gate_shows_as_failed_run_with_its_step(
 
 
 class RecordingRollout:
+    name = "recording"
+
     def __init__(self) -> None:
         self.calls: list[tuple[str, int]] = []
 

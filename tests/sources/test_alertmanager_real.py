@@ -16,14 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.alertmanager import (
-    BINARY,
-    MISSING,
-    alert,
-    alertmanager,
-    post_alerts,
-    wait_for,
-)
+from tests.support.alertmanager import BINARY, MISSING, alert, alertmanager, post_alerts
+from tests.support.waiting import wait_for
 from trigger_service.errors import Unauthorized
 from trigger_service.events import DriftSubject, Event
 from trigger_service.sources.alertmanager import label_fingerprint, source
@@ -90,7 +84,7 @@ def test_real_alertmanager_notifications(
     # The first notification, then at least one repeat of the unchanged group.
     wait_for(
         lambda: len(requests) >= 2,
-        what="a notification and its repeat",
+        "a notification and its repeat",
         log=tmp_path / "alertmanager.log",
     )
     post_alerts(
@@ -98,7 +92,7 @@ def test_real_alertmanager_notifications(
     )
     wait_for(
         lambda: any(("churn", "resolved") in by_model(events) for events in parsed(requests)),
-        what="the resolved notification",
+        "the resolved notification",
         log=tmp_path / "alertmanager.log",
     )
 

@@ -161,6 +161,20 @@ def test_a_pipeline_created_concurrently_is_found_after_the_409(
     assert kfp_api.versions[ref.version_id]["name"] == "3f2c1e0"
 
 
+def test_an_experiment_created_concurrently_is_found_after_the_409(
+    kfp_api: KfpDouble, backend: KfpBackend, package: Path
+) -> None:
+    ref = backend.ensure_version(spec_for(package))
+    # Another worker creates the experiment between our lookup and our create.
+    kfp_api.before_next("POST", "/experiments", lambda r: kfp_api.handle(dataclasses.replace(r)))
+
+    run_id = backend.submit(run_request(ref))
+
+    assert [r.status for r in kfp_api.requests_to("POST", "/experiments")] == [200, 409]
+    (experiment,) = kfp_api.experiments.values()
+    assert kfp_api.runs[run_id]["experiment_id"] == experiment["experiment_id"]
+
+
 # --- submit and find_run
 
 

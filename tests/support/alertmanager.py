@@ -13,15 +13,15 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from tests.support.server import free_port
+from tests.support.waiting import wait_for
 
 BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 MISSING = "prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager)"
@@ -69,7 +69,9 @@ def alertmanager(
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_for(lambda: _ready(url), what="Alertmanager to be ready", log=log_path)
+            wait_for(
+                lambda: _ready(url), "Alertmanager to be ready", DEADLINE_SECONDS, log=log_path
+            )
             yield url
         finally:
             process.terminate()
@@ -86,16 +88,6 @@ def _ready(url: str) -> bool:
             return bool(response.status == 200)
     except OSError:
         return False
-
-
-def wait_for(condition: Callable[[], bool], *, what: str, log: Path) -> None:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"timed out waiting for {what}; Alertmanager log:\n{log.read_text()[-2000:]}"
-            )
-        time.sleep(0.1)
 
 
 def post_alerts(url: str, alerts: list[dict[str, Any]]) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import httpx
 from tests.support.github import signature
 from tests.support.repo import GitRepo, git
 from tests.support.server import ServiceProcess, start_service
+from tests.support.waiting import wait_for
 
 GITHUB_SECRET = "gh-secret"
 GITLAB_TOKEN = "gl-token"
@@ -188,14 +188,7 @@ class GitOpsService:
         return not any(d["state"] in busy for d in self.decisions())
 
     def wait_for(self, check: Callable[[], T], what: str, timeout: float = 30.0) -> T:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = check()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; log:\n{self.log_tail()}")
-            time.sleep(0.05)
+        return wait_for(check, what, timeout, interval=0.05, log=self.log_tail)
 
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.process.log().splitlines()[-lines:])

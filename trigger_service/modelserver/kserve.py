@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, NoReturn
 
-from trigger_service.errors import PermanentError, TemporaryError
+from trigger_service.errors import PermanentError, TemporaryError, for_status
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 VERSION_ANNOTATION = "kfp-gitops/model-version"
@@ -99,10 +99,7 @@ class KServeRollout:
 def _raise_for_status(where: str, exc: Any) -> NoReturn:
     status = exc.status or 0
     message = _status_message(exc)
-    text = f"KServe roll-out of {where}: HTTP {status}: {message}"
-    if status == 0 or status >= 500 or status in (408, 429):
-        raise TemporaryError(text) from exc
-    raise PermanentError(text) from exc
+    raise for_status(status, f"KServe roll-out of {where}: HTTP {status}: {message}") from exc
 
 
 def _status_message(exc: Any) -> str:

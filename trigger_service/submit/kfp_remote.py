@@ -21,18 +21,20 @@ kfp 2.17.0's convenience methods get in the way of a service:
 
 Errors (the Backend contract): connection refused, timeouts, 408/429/5xx -> TemporaryError;
 400/401/403/404 and an unreadable token file -> PermanentError with KFP's own message. The
-original exception stays chained. A 409 on upload (a concurrent upload of the same name) is
-resolved by looking the pipeline or version up again.
+original exception stays chained (the status is classified by trigger_service.errors.for_status).
+A 409 on a create (another worker created the same pipeline, version or experiment meanwhile) is
+resolved by looking it up again (`_create_or_find`).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from trigger_service.errors import NotFound, PermanentError, TemporaryError
+from trigger_service.errors import PermanentError, TemporaryError, for_status
 from trigger_service.submit.base import (
     RunRequest,
     RunState,
@@ -161,21 +163,20 @@ class KfpBackend:
         return str(created.run_id)
 
     def find_run(self, run_name: str) -> str | None:
-        response = self._call(
+        # Display names are not unique in KFP: the oldest run of that name is the one we made.
+        return self._find_named(
             "list runs",
-            lambda c: c.runs.run_service_list_runs(
+            lambda c, name_filter: c.runs.run_service_list_runs(
                 namespace=self.namespace,
-                filter=_name_filter("display_name", run_name),
+                filter=name_filter,
                 sort_by="created_at",
                 page_size=_PAGE_SIZE,
                 **self._opts,
             ),
+            name=run_name,
+            items="runs",
+            id_field="run_id",
         )
-        # Display names are not unique in KFP: the oldest run of that name is the one we made.
-        for run in response.runs or []:
-            if run.display_name == run_name:
-                return str(run.run_id)
-        return None
 
     def status(self, external_id: str) -> RunStatus:
         run = self._call(
@@ -203,82 +204,59 @@ class KfpBackend:
     # --- pipelines, versions, experiments
 
     def _find_pipeline(self, name: str) -> str | None:
-        response = self._call(
+        return self._find_named(
             "list pipelines",
-            lambda c: c.pipelines.pipeline_service_list_pipelines(
-                namespace=self.namespace,
-                filter=_name_filter("display_name", name),
-                page_size=_PAGE_SIZE,
-                **self._opts,
+            lambda c, name_filter: c.pipelines.pipeline_service_list_pipelines(
+                namespace=self.namespace, filter=name_filter, page_size=_PAGE_SIZE, **self._opts
             ),
+            name=name,
+            items="pipelines",
+            id_field="pipeline_id",
         )
-        for pipeline in response.pipelines or []:
-            if name in (pipeline.display_name, pipeline.name):
-                return str(pipeline.pipeline_id)
-        return None
 
     def _upload_pipeline(self, spec: VersionSpec) -> str:
         # Also creates a first version named after the pipeline; ours is uploaded next.
-        try:
-            created = self._call(
-                "upload pipeline",
-                lambda c: c.pipeline_uploads.upload_pipeline(
-                    str(spec.package_path),
-                    name=spec.pipeline,
-                    display_name=spec.pipeline,
-                    description=spec.description or None,
-                    namespace=self.namespace,
-                    **self._opts,
-                ),
-                conflict_ok=True,
-            )
-        except _Conflict as conflict:  # uploaded concurrently by another worker
-            found = self._find_pipeline(spec.pipeline)
-            if found is None:
-                raise TemporaryError(
-                    f"KFP: pipeline {spec.pipeline!r} already exists but is not listed yet"
-                ) from conflict.__cause__
-            return found
-        return str(created.pipeline_id)
-
-    def _find_version(self, pipeline_id: str, version: str) -> str | None:
-        response = self._call(
-            "list pipeline versions",
-            lambda c: c.pipelines.pipeline_service_list_pipeline_versions(
-                pipeline_id=pipeline_id,
-                filter=_name_filter("display_name", version),
-                page_size=_PAGE_SIZE,
+        return self._create_or_find(
+            "upload pipeline",
+            lambda c: c.pipeline_uploads.upload_pipeline(
+                str(spec.package_path),
+                name=spec.pipeline,
+                display_name=spec.pipeline,
+                description=spec.description or None,
+                namespace=self.namespace,
                 **self._opts,
             ),
+            id_field="pipeline_id",
+            find=lambda: self._find_pipeline(spec.pipeline),
+            what=f"pipeline {spec.pipeline!r}",
         )
-        for found in response.pipeline_versions or []:
-            if version in (found.display_name, found.name):
-                return str(found.pipeline_version_id)
-        return None
+
+    def _find_version(self, pipeline_id: str, version: str) -> str | None:
+        return self._find_named(
+            "list pipeline versions",
+            lambda c, name_filter: c.pipelines.pipeline_service_list_pipeline_versions(
+                pipeline_id=pipeline_id, filter=name_filter, page_size=_PAGE_SIZE, **self._opts
+            ),
+            name=version,
+            items="pipeline_versions",
+            id_field="pipeline_version_id",
+        )
 
     def _upload_version(self, pipeline_id: str, spec: VersionSpec) -> str:
-        try:
-            created = self._call(
-                "upload pipeline version",
-                lambda c: c.pipeline_uploads.upload_pipeline_version(
-                    str(spec.package_path),
-                    name=spec.version,
-                    display_name=spec.version,
-                    pipelineid=pipeline_id,
-                    description=spec.description or None,
-                    **self._opts,
-                ),
-                conflict_ok=True,
-            )
-        except _Conflict as conflict:
-            found = self._find_version(pipeline_id, spec.version)
-            if found is None:
-                raise TemporaryError(
-                    f"KFP: version {spec.version!r} of {spec.pipeline!r} already exists "
-                    "but is not listed yet"
-                ) from conflict.__cause__
-            return found
-        return str(created.pipeline_version_id)
+        return self._create_or_find(
+            "upload pipeline version",
+            lambda c: c.pipeline_uploads.upload_pipeline_version(
+                str(spec.package_path),
+                name=spec.version,
+                display_name=spec.version,
+                pipelineid=pipeline_id,
+                description=spec.description or None,
+                **self._opts,
+            ),
+            id_field="pipeline_version_id",
+            find=lambda: self._find_version(pipeline_id, spec.version),
+            what=f"version {spec.version!r} of {spec.pipeline!r}",
+        )
 
     def _ensure_experiment(self, name: str) -> str:
         found = self._find_experiment(name)
@@ -287,37 +265,69 @@ class KfpBackend:
         import kfp_server_api as api
 
         experiment = api.V2beta1Experiment(display_name=name, namespace=self.namespace)
-        try:
-            created = self._call(
-                "create experiment",
-                lambda c: c.experiments.experiment_service_create_experiment(
-                    experiment=experiment, **self._opts
-                ),
-                conflict_ok=True,
-            )
-        except _Conflict as conflict:
-            found = self._find_experiment(name)
-            if found is None:
-                raise TemporaryError(
-                    f"KFP: experiment {name!r} already exists but is not listed yet"
-                ) from conflict.__cause__
-            return found
-        return str(created.experiment_id)
+        return self._create_or_find(
+            "create experiment",
+            lambda c: c.experiments.experiment_service_create_experiment(
+                experiment=experiment, **self._opts
+            ),
+            id_field="experiment_id",
+            find=lambda: self._find_experiment(name),
+            what=f"experiment {name!r}",
+        )
 
     def _find_experiment(self, name: str) -> str | None:
-        response = self._call(
+        return self._find_named(
             "list experiments",
-            lambda c: c.experiments.experiment_service_list_experiments(
-                namespace=self.namespace,
-                filter=_name_filter("display_name", name),
-                page_size=_PAGE_SIZE,
-                **self._opts,
+            lambda c, name_filter: c.experiments.experiment_service_list_experiments(
+                namespace=self.namespace, filter=name_filter, page_size=_PAGE_SIZE, **self._opts
             ),
+            name=name,
+            items="experiments",
+            id_field="experiment_id",
         )
-        for experiment in response.experiments or []:
-            if experiment.display_name == name:
-                return str(experiment.experiment_id)
+
+    def _find_named(
+        self,
+        action: str,
+        list_call: Callable[[Any, str], Any],
+        *,
+        name: str,
+        items: str,
+        id_field: str,
+    ) -> str | None:
+        """The `id_field` of the first object in the listing's `items` named `name`, or None.
+
+        `list_call(client, name_filter)` lists with the v2beta1 filter on display_name; the
+        names are compared again here (pipelines and versions also match on `name`), since
+        a server may ignore a filter it does not support.
+        """
+        response = self._call(action, lambda c: list_call(c, _name_filter("display_name", name)))
+        for found in getattr(response, items) or []:
+            if name in (found.display_name, getattr(found, "name", None)):
+                return str(getattr(found, id_field))
         return None
+
+    def _create_or_find(
+        self,
+        action: str,
+        call: Callable[[Any], Any],
+        *,
+        id_field: str,
+        find: Callable[[], str | None],
+        what: str,
+    ) -> str:
+        """The `id_field` of what `call` creates; after a 409 (another worker created the same
+        name meanwhile) the id `find` looks up. TemporaryError while KFP does not list it yet."""
+        try:
+            created = self._call(action, call, conflict_ok=True)
+        except _Conflict as conflict:
+            found = find()
+            if found is None:
+                raise TemporaryError(
+                    f"KFP: {what} already exists but is not listed yet"
+                ) from conflict.__cause__
+            return found
+        return str(getattr(created, id_field))
 
     # --- the client and the one place errors are translated
 
@@ -382,13 +392,9 @@ def _raise_for_api_error(action: str, exc: Any) -> NoReturn:
         if "CERTIFICATE_VERIFY_FAILED" in message:
             raise PermanentError(f"KFP {action}: TLS verification failed: {message}") from exc
         raise TemporaryError(f"KFP {action}: {message}") from exc
-    if status >= 500 or status in (408, 429):
-        raise TemporaryError(
-            f"KFP {action}: HTTP {status}: {message}", delay=_retry_after(exc)
-        ) from exc
-    if status == 404:
-        raise NotFound(f"KFP {action}: HTTP 404: {message}") from exc
-    raise PermanentError(f"KFP {action}: HTTP {status}: {message}") from exc
+    raise for_status(
+        status, f"KFP {action}: HTTP {status}: {message}", delay=_retry_after(exc)
+    ) from exc
 
 
 def _api_message(exc: Any) -> str:

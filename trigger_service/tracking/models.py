@@ -11,17 +11,16 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
 
 from trigger_service.database import runs
 
+if TYPE_CHECKING:
+    from trigger_service.modelserver import Rollout
+
 log = logging.getLogger(__name__)
-
-
-class Rollout(Protocol):
-    def rollout(self, model_name: str, version: int) -> str: ...
 
 
 def read_models(models_root: Path) -> list[dict[str, Any]]:
