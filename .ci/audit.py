@@ -37,7 +37,8 @@ def audit(requirements: Path) -> dict[str, Any]:
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if not report.is_file():
             tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-            print(f"audit: pip-audit could not run (exit {done.returncode}): {tail}", file=sys.stderr)
+            code = done.returncode
+            print(f"audit: pip-audit could not run (exit {code}): {tail}", file=sys.stderr)
             raise SystemExit(2)
         data: dict[str, Any] = json.loads(report.read_text())
         return data
@@ -68,7 +69,7 @@ def judge(report: dict[str, Any], strict: bool) -> int:
     for line in fixable:
         print(f"audit: FAIL {line}", file=sys.stderr)
     total = len(report.get("dependencies", []))
-    print(f"audit: {audited} of {total} pinned packages audited, {len(fixable)} fixable vulnerabilities")
+    print(f"audit: {audited} of {total} pinned packages audited, {len(fixable)} fixable vulnerable")
     if fixable:
         return 1
     return 3 if strict and unaudited else 0
