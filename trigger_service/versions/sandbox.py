@@ -157,7 +157,9 @@ class ProcessSandbox:
         return self._namespaces
 
     def run(self, command: Sequence[str], tree: Path, output_name: str) -> tuple[Result, bytes]:
-        work = Path(tempfile.mkdtemp(prefix="trigger-sandbox-"))
+        # /tmp rather than $TMPDIR: the work folder must not lie under the home it masks.
+        base = "/tmp" if os.path.isdir("/tmp") else None
+        work = Path(tempfile.mkdtemp(prefix="trigger-sandbox-", dir=base))
         try:
             src, out, home = work / "src", work / "out", work / "home"
             shutil.copytree(tree, src, symlinks=True)
@@ -189,8 +191,12 @@ class ProcessSandbox:
     def _wrapped(
         self, argv: list[str], work: Path, src: Path, env: dict[str, str], uid: int | None
     ) -> list[str]:
-        home = Path.home().resolve()
-        mask = [str(home)] if home != Path("/") and home.is_dir() else []
+        try:
+            home = Path.home().resolve()
+        except (KeyError, RuntimeError):  # no HOME and no passwd entry: nothing to mask
+            home = Path("/")
+        masked = home != Path("/") and home.is_dir() and not work.is_relative_to(home)
+        mask = [str(home)] if masked else []
         # The interpreter may live under the masked home (pyenv): keep its prefixes visible.
         keep = sorted(
             {
