@@ -209,3 +209,33 @@ def test_plain_mode_passes_only_the_allow_listed_environment(
     seen = json.loads(output)
     assert "TRIGGER_GITHUB_SECRET" not in seen
     assert seen["PYTHONPATH"].endswith("/src")
+
+
+def test_auto_falls_back_to_plain_and_says_so_where_namespaces_are_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from trigger_service.versions import sandbox as module
+
+    monkeypatch.setattr(module, "_namespaces_work", lambda: False)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    script = "import os; open('{output_dir}/pid', 'w').write(str(os.getpid()))"
+    result, output = ProcessSandbox(Limits(wall_seconds=30), mode="auto").run(
+        [sys.executable, "-c", script], tree, "pid"
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(output) > 1  # not PID 1 of a namespace of its own
+    assert "namespaces unavailable" in caplog.text
+
+
+def test_namespaces_required_but_unavailable_fails_the_compile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trigger_service.errors import PermanentError
+    from trigger_service.versions import sandbox as module
+
+    monkeypatch.setattr(module, "_namespaces_work", lambda: False)
+    with pytest.raises(PermanentError, match="cannot create namespaces"):
+        ProcessSandbox(Limits(wall_seconds=30), mode="namespaces").run(
+            [sys.executable, "-c", "pass"], tmp_path, "out"
+        )
