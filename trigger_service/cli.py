@@ -114,6 +114,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from trigger_service.explain import explain, parse_payload
     from trigger_service.rules import load_rules
     from trigger_service.settings import SettingsError, load_settings
+    from trigger_service.validation import checked_events
 
     try:
         settings = load_settings(**({"rules_path": args.rules} if args.rules else {}))
@@ -124,10 +125,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     headers = {k.strip(): v.strip() for k, v in headers.items()}
     body = sys.stdin.buffer.read() if args.payload == "-" else Path(args.payload).read_bytes()
     try:
-        events = parse_payload(args.source, headers, body)
+        rules = load_rules(settings.rules_path)
+        events = checked_events(parse_payload(args.source, headers, body), lambda: rules)
         engine = make_engine(settings.database_url)
         create_schema(engine)
-        answers = explain(events, load_rules(settings.rules_path), engine, time.time())
+        answers = explain(events, rules, engine, time.time())
     except TriggerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

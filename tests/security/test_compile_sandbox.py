@@ -24,7 +24,7 @@ import pytest
 
 from tests.support.repo import GitRepo
 from tests.support.server import running_service
-from trigger_service.versions.sandbox import Limits, ProcessSandbox
+from trigger_service.versions.sandbox import Limits, Mode, ProcessSandbox, _namespaces_work
 
 PROBE = r"""
 import glob, json, os, sys
@@ -239,3 +239,22 @@ def test_namespaces_required_but_unavailable_fails_the_compile(
         ProcessSandbox(Limits(wall_seconds=30), mode="namespaces").run(
             [sys.executable, "-c", "pass"], tmp_path, "out"
         )
+
+
+@pytest.mark.parametrize("mode", ["plain", "namespaces"])
+def test_each_mode_sets_the_limits(tmp_path: Path, mode: Mode) -> None:
+    if mode == "namespaces" and not _namespaces_work():
+        pytest.skip("unshare cannot create namespaces on this machine")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    script = (
+        "import json, resource; open('{output_dir}/limits', 'w').write(json.dumps("
+        "[resource.getrlimit(r)[1] for r in "
+        "(resource.RLIMIT_CPU, resource.RLIMIT_AS, resource.RLIMIT_NOFILE)]))"
+    )
+    limits = Limits(wall_seconds=30, cpu_seconds=17, memory_bytes=1024**3, open_files=99)
+    result, output = ProcessSandbox(limits, mode=mode).run(
+        [sys.executable, "-c", script], tree, "limits"
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(output) == [17, 1024**3, 99]

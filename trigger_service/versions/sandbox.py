@@ -28,7 +28,6 @@ import ctypes
 import json
 import logging
 import os
-import resource
 import shutil
 import signal
 import stat
@@ -129,6 +128,9 @@ os.execve(cfg["command"][0], cfg["command"], cfg["env"])
 """
 
 
+_ULIMITS = 'ulimit -t "$1" && ulimit -v "$2" && ulimit -n "$3" && shift 3 && exec "$@"'
+
+
 @dataclass
 class ProcessSandbox:
     """A child process of the service, isolated as far as this machine allows (see the module
@@ -226,12 +228,12 @@ class ProcessSandbox:
 
     def _spawn(self, argv: list[str], cwd: Path | None, env: dict[str, str] | None) -> Result:
         limits = self.limits
-
-        def plain_limits() -> None:  # only for the plain mode; the namespace init sets its own
-            resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
-            resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-            resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
-
+        if env is not None:  # plain mode; the namespace init sets the limits itself
+            # ulimit in a shell rather than preexec_fn, which is unsafe in a threaded service.
+            argv = [
+                "/bin/sh", "-c", _ULIMITS, "sh", str(limits.cpu_seconds),
+                str(limits.memory_bytes // 1024), str(limits.open_files), *argv,
+            ]  # fmt: skip
         with tempfile.TemporaryFile() as errors:
             process = subprocess.Popen(
                 argv,
@@ -241,7 +243,6 @@ class ProcessSandbox:
                 stdout=errors,
                 stderr=errors,
                 start_new_session=True,
-                preexec_fn=plain_limits if env is not None else None,
             )
             try:
                 code = process.wait(timeout=limits.wall_seconds)
