@@ -156,6 +156,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from trigger_service.explain import explain, parse_payload
     from trigger_service.rules import RulesError, load_rules
     from trigger_service.settings import SettingsError, load_settings
+    from trigger_service.validation import checked_events
     from trigger_service.versions.git import GitCache
     from trigger_service.versions.heads import BranchHeads
     from trigger_service.versions.registry import current_version
@@ -178,13 +179,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(f"error: cannot read {args.payload}: {exc.strerror}", file=sys.stderr)
         return 2
     try:
-        events = parse_payload(args.source, headers, body)
+        rules = load_rules(settings.rules_path)
+        events = checked_events(parse_payload(args.source, headers, body), lambda: rules)
         engine = make_engine(settings.database_url)
         create_schema(engine)
         token = settings.git_token.get_secret_value() if settings.git_token else None
         git = GitCache(settings.git_cache_dir, token)
         heads = BranchHeads(git, lambda p, b: current_version(engine, p, b))
-        rules = load_rules(settings.rules_path)
         answers = explain(events, rules, engine, time.time(), heads.for_batch())
     except (TriggerError, RulesError) as exc:
         print(f"error: {exc}", file=sys.stderr)

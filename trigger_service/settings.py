@@ -305,6 +305,8 @@ class Settings(BaseSettings):
     def _backend_needs(self) -> Settings:
         if self.backend == "kfp" and not self.kfp_host:
             raise ValueError("TRIGGER_KFP_HOST is required with TRIGGER_BACKEND=kfp")
+        if self.max_unverified_bytes < self.max_body_bytes:  # no full-size body could pass
+            raise ValueError("TRIGGER_MAX_UNVERIFIED_BYTES must be at least TRIGGER_MAX_BODY_BYTES")
         return self
 
     def secret_for(self, route: str) -> str | None:

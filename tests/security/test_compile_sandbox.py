@@ -24,7 +24,7 @@ import pytest
 
 from tests.support.repo import GitRepo
 from tests.support.server import running_service
-from trigger_service.versions.sandbox import Limits, ProcessSandbox
+from trigger_service.versions.sandbox import Limits, Mode, ProcessSandbox, _namespaces_work
 
 PROBE = r"""
 import glob, json, os, sys
@@ -209,3 +209,52 @@ def test_plain_mode_passes_only_the_allow_listed_environment(
     seen = json.loads(output)
     assert "TRIGGER_GITHUB_SECRET" not in seen
     assert seen["PYTHONPATH"].endswith("/src")
+
+
+def test_auto_falls_back_to_plain_and_says_so_where_namespaces_are_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from trigger_service.versions import sandbox as module
+
+    monkeypatch.setattr(module, "_namespaces_work", lambda: False)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    script = "import os; open('{output_dir}/pid', 'w').write(str(os.getpid()))"
+    result, output = ProcessSandbox(Limits(wall_seconds=30), mode="auto").run(
+        [sys.executable, "-c", script], tree, "pid"
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(output) > 1  # not PID 1 of a namespace of its own
+    assert "namespaces unavailable" in caplog.text
+
+
+def test_namespaces_required_but_unavailable_fails_the_compile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trigger_service.errors import PermanentError
+    from trigger_service.versions import sandbox as module
+
+    monkeypatch.setattr(module, "_namespaces_work", lambda: False)
+    with pytest.raises(PermanentError, match="cannot create namespaces"):
+        ProcessSandbox(Limits(wall_seconds=30), mode="namespaces").run(
+            [sys.executable, "-c", "pass"], tmp_path, "out"
+        )
+
+
+@pytest.mark.parametrize("mode", ["plain", "namespaces"])
+def test_each_mode_sets_the_limits(tmp_path: Path, mode: Mode) -> None:
+    if mode == "namespaces" and not _namespaces_work():
+        pytest.skip("unshare cannot create namespaces on this machine")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    script = (
+        "import json, resource; open('{output_dir}/limits', 'w').write(json.dumps("
+        "[resource.getrlimit(r)[1] for r in "
+        "(resource.RLIMIT_CPU, resource.RLIMIT_AS, resource.RLIMIT_NOFILE)]))"
+    )
+    limits = Limits(wall_seconds=30, cpu_seconds=17, memory_bytes=1024**3, open_files=99)
+    result, output = ProcessSandbox(limits, mode=mode).run(
+        [sys.executable, "-c", script], tree, "limits"
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(output) == [17, 1024**3, 99]

@@ -116,3 +116,42 @@ def test_the_yaml_is_taken_between_the_nonce_markers_only() -> None:
     assert extract(log, "n1") == "a: 1\nb: 2\n"
     assert extract(log, "zz") is None
     assert extract("BEGIN-n1\nunterminated\n", "n1") is None
+
+
+CHART = Path(__file__).resolve().parents[2] / "helm" / "kfp-gitops-trigger"
+
+
+@pytest.mark.parametrize(("backend", "granted"), [("kfp", True), ("shadow", False)])
+def test_the_chart_grants_exactly_what_the_compile_job_needs(backend: str, granted: bool) -> None:
+    helm = pytest.importorskip("helm_python", reason="helm-python-sdk renders the chart")
+    import yaml
+
+    chart = helm.Chart.load(str(CHART))
+    try:
+        rendered = chart.render({"settings": {"backend": backend}}, name="t", namespace="ml")
+    finally:
+        chart.close()
+    objects = [
+        doc
+        for path, text in rendered.items()
+        if path.endswith(".yaml")
+        for doc in yaml.safe_load_all(text)
+        if isinstance(doc, dict) and doc.get("kind") in ("Role", "RoleBinding")
+    ]
+    compile_roles = [o for o in objects if o["metadata"]["name"].endswith("-compile")]
+    if not granted:
+        assert compile_roles == []
+        return
+    role = next(o for o in compile_roles if o["kind"] == "Role")
+    assert role["rules"] == [
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "delete"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+        {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    ]
+    binding = next(o for o in compile_roles if o["kind"] == "RoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    # The service's main Role (the one docs/kubeflow.md shows) is unchanged by it.
+    main = next(
+        o for o in objects if o["kind"] == "Role" and "compile" not in o["metadata"]["name"]
+    )
+    assert not any("batch" in r["apiGroups"] for r in main["rules"])

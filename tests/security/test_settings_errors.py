@@ -64,6 +64,7 @@ def rules(tmp_path: Path) -> Path:
         ("serve", {"TRIGGER_LOG_JSON": SECRET}, "TRIGGER_LOG_JSON"),
         ("worker", {"TRIGGER_RULES_PATH": "missing.yaml"}, "TRIGGER_RULES_PATH"),
         ("serve", {"TRIGGER_DATABASE_URL": "nonsense"}, "TRIGGER_DATABASE_URL"),
+        ("serve", {"TRIGGER_MAX_UNVERIFIED_BYTES": "1000"}, "TRIGGER_MAX_UNVERIFIED_BYTES"),
     ],
 )
 def test_a_configuration_error_is_one_line_naming_the_variable(

@@ -172,3 +172,26 @@ def test_explain_refuses_what_the_trigger_route_refuses(client: TestClient) -> N
     answer = client.post("/explain", json=body, headers=AUTH)
     assert answer.status_code == 400
     assert answer.json()["error"].startswith("params.epochs")
+
+
+def test_the_explain_command_refuses_what_the_route_refuses(tmp_path: Path, repo: GitRepo) -> None:
+    import subprocess
+    import sys
+
+    rules = tmp_path / "typed-rules.yaml"
+    rules.write_text(typed_rules(repo.url))
+    done = subprocess.run(
+        [sys.executable, "-m", "trigger_service", "explain", "manual", "-", "--rules", str(rules)],
+        input=json.dumps({"pipeline": "songs", "params": {"model_name": "../x"}}),
+        capture_output=True,
+        text=True,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+            "TRIGGER_DATABASE_URL": f"sqlite:///{tmp_path / 'explain.db'}",
+        },
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: params.model_name: '../x' is not one path segment")

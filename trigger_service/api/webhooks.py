@@ -1,8 +1,9 @@
 """Webhook routes: read the body within the limit, verify, parse, store, and only then answer.
 
-202: at least one new event stored (ids listed). 200: a redelivery (`duplicate: true`) or a
-delivery of no interest (`ignored: true` with the reason). 401/400/408/413/503: see api.errors;
-reading a body before its signature is checked: api.intake.
+202: at least one new event stored (ids listed). 200: a redelivery or a replayed body
+(`duplicate: true`; api.replay), or a delivery of no interest (`ignored: true` with the
+reason). 401/400/408/413/503: see api.errors; reading a body before its signature is checked:
+api.intake; the OpenAPI description of these answers: api.openapi.
 """
 
 from __future__ import annotations

@@ -28,7 +28,6 @@ import ctypes
 import json
 import logging
 import os
-import resource
 import shutil
 import signal
 import stat
@@ -129,6 +128,9 @@ os.execve(cfg["command"][0], cfg["command"], cfg["env"])
 """
 
 
+_ULIMITS = 'ulimit -t "$1" && ulimit -v "$2" && ulimit -n "$3" && shift 3 && exec "$@"'
+
+
 @dataclass
 class ProcessSandbox:
     """A child process of the service, isolated as far as this machine allows (see the module
@@ -157,7 +159,9 @@ class ProcessSandbox:
         return self._namespaces
 
     def run(self, command: Sequence[str], tree: Path, output_name: str) -> tuple[Result, bytes]:
-        work = Path(tempfile.mkdtemp(prefix="trigger-sandbox-"))
+        # /tmp rather than $TMPDIR: the work folder must not lie under the home it masks.
+        base = "/tmp" if os.path.isdir("/tmp") else None
+        work = Path(tempfile.mkdtemp(prefix="trigger-sandbox-", dir=base))
         try:
             src, out, home = work / "src", work / "out", work / "home"
             shutil.copytree(tree, src, symlinks=True)
@@ -189,8 +193,12 @@ class ProcessSandbox:
     def _wrapped(
         self, argv: list[str], work: Path, src: Path, env: dict[str, str], uid: int | None
     ) -> list[str]:
-        home = Path.home().resolve()
-        mask = [str(home)] if home != Path("/") and home.is_dir() else []
+        try:
+            home = Path.home().resolve()
+        except (KeyError, RuntimeError):  # no HOME and no passwd entry: nothing to mask
+            home = Path("/")
+        masked = home != Path("/") and home.is_dir() and not work.is_relative_to(home)
+        mask = [str(home)] if masked else []
         # The interpreter may live under the masked home (pyenv): keep its prefixes visible.
         keep = sorted(
             {
@@ -220,12 +228,12 @@ class ProcessSandbox:
 
     def _spawn(self, argv: list[str], cwd: Path | None, env: dict[str, str] | None) -> Result:
         limits = self.limits
-
-        def plain_limits() -> None:  # only for the plain mode; the namespace init sets its own
-            resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
-            resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-            resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
-
+        if env is not None:  # plain mode; the namespace init sets the limits itself
+            # ulimit in a shell rather than preexec_fn, which is unsafe in a threaded service.
+            argv = [
+                "/bin/sh", "-c", _ULIMITS, "sh", str(limits.cpu_seconds),
+                str(limits.memory_bytes // 1024), str(limits.open_files), *argv,
+            ]  # fmt: skip
         with tempfile.TemporaryFile() as errors:
             process = subprocess.Popen(
                 argv,
@@ -235,7 +243,6 @@ class ProcessSandbox:
                 stdout=errors,
                 stderr=errors,
                 start_new_session=True,
-                preexec_fn=plain_limits if env is not None else None,
             )
             try:
                 code = process.wait(timeout=limits.wall_seconds)
