@@ -19,6 +19,7 @@ from minio import Minio
 from minio.commonconfig import ENABLED
 from minio.versioningconfig import VersioningConfig
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from urllib3.exceptions import ProtocolError
 
 from tests.service.conftest import Build, FakeClock
@@ -31,7 +32,7 @@ from trigger_service.api import create_app
 from trigger_service.database import decisions, events, reconcile_state, seen_objects
 from trigger_service.events import DataSubject, Event, EventKind, ManualSubject
 from trigger_service.metrics import RECONCILE_ERRORS, RECONCILE_MISSING
-from trigger_service.reconcile import Reconciler
+from trigger_service.reconcile import Reconciler, seen
 from trigger_service.service import Services
 from trigger_service.settings import Settings
 
@@ -544,3 +545,32 @@ def test_a_new_triggers_baseline_does_not_hide_an_object_from_an_older_trigger(
     result = reconciler(services).reconcile(first)
     assert result is not None and result.new_events == 1
     assert [e.subject.key for e in stored(services)] == ["songs/lost.csv"]  # type: ignore[union-attr]
+
+
+def test_a_trigger_whose_claim_fails_does_not_stop_the_others(
+    build: Build,
+    repo: GitRepo,
+    s3: Minio,
+    bucket: str,
+    endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rules = reconcile_rules(repo, bucket).replace(
+        "  - name: drift\n",
+        f"  - name: more-data\n    on: data\n    pipeline: songs\n    bucket: {bucket}\n"
+        "  - name: drift\n",
+    )
+    services = with_s3(build, rules, endpoint)
+    real_claim = seen.claim_pass
+
+    def claim(engine: Any, trigger: str, *args: Any) -> Any:
+        if trigger == "new-data":  # as a locked or unreachable store answers
+            raise OperationalError("UPDATE reconcile_state", {}, Exception("database is locked"))
+        return real_claim(engine, trigger, *args)
+
+    monkeypatch.setattr(seen, "claim_pass", claim)
+    errors_before = RECONCILE_ERRORS.labels("new-data")._value.get()
+    assert reconciler(services).reconcile_due() == 1  # more-data listed
+    assert RECONCILE_ERRORS.labels("new-data")._value.get() == errors_before + 1
+    with services.engine.connect() as conn:
+        assert conn.execute(select(reconcile_state.c.trigger)).scalars().all() == ["more-data"]

@@ -119,8 +119,17 @@ class Reconciler:
         """Run every pass that is due now; returns how many ran (tests and one-shot use)."""
         ran = 0
         for trigger in self.triggers():
-            if self._due.get(self._scope(trigger), 0.0) <= self.clock():
+            scope = self._scope(trigger)
+            if self._due.get(scope, 0.0) > self.clock():
+                continue
+            try:
                 ran += self.reconcile(trigger) is not None
+            except Exception:
+                # The store refused the claim (locked, down, a value it cannot hold): this
+                # trigger waits, the others still run.
+                RECONCILE_ERRORS.labels(trigger.name).inc()
+                log.exception("reconcile of data trigger %s failed", trigger.name)
+                self._due[scope] = self.clock() + min(MAX_SLEEP_SECONDS, trigger.reconcile_seconds)
         return ran
 
     def reconcile(self, trigger: DataTrigger) -> PassResult | None:
