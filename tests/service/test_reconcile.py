@@ -574,3 +574,22 @@ def test_a_trigger_whose_claim_fails_does_not_stop_the_others(
     assert RECONCILE_ERRORS.labels("new-data")._value.get() == errors_before + 1
     with services.engine.connect() as conn:
         assert conn.execute(select(reconcile_state.c.trigger)).scalars().all() == ["more-data"]
+
+
+def test_a_lister_killed_mid_pass_leaves_a_lease_that_another_process_takes_after_it(
+    build: Build, repo: GitRepo, clock: FakeClock, s3: Minio, bucket: str, endpoint: str
+) -> None:
+    services = with_s3(build, reconcile_rules(repo, bucket), endpoint)
+    assert reconciler(services).reconcile_due() == 1  # baseline
+    put(s3, bucket, "songs/during-the-crash.csv")
+    clock.advance(INTERVAL)
+    # A process claims the pass and dies (kill -9) before listing anything.
+    claim = seen.claim_pass(services.engine, "new-data", bucket, "songs/", clock.now, INTERVAL)
+    assert claim is not None and claim.baselined
+    # A restarted worker (a new process: nothing in memory) finds the pass leased ...
+    restarted = with_s3(build, reconcile_rules(repo, bucket), endpoint)
+    assert reconciler(restarted).reconcile_due() == 0
+    # ... until the lease (one interval) runs out; then it lists, and nothing was lost.
+    clock.advance(INTERVAL)
+    assert reconciler(restarted).reconcile_due() == 1
+    assert [e.subject.key for e in stored(restarted)] == ["songs/during-the-crash.csv"]  # type: ignore[union-attr]
