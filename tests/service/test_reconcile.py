@@ -593,3 +593,29 @@ def test_a_lister_killed_mid_pass_leaves_a_lease_that_another_process_takes_afte
     clock.advance(INTERVAL)
     assert reconciler(restarted).reconcile_due() == 1
     assert [e.subject.key for e in stored(restarted)] == ["songs/during-the-crash.csv"]  # type: ignore[union-attr]
+
+
+def test_a_failed_pass_does_not_resume_after_another_process_listed_everything(
+    build: Build, repo: GitRepo, clock: FakeClock, s3: Minio, bucket: str, endpoint: str
+) -> None:
+    keys = [f"songs/part-{i:04d}.csv" for i in range(500)]
+    _put_many(s3, bucket, keys)
+    first = with_s3(build, reconcile_rules(repo, bucket), endpoint)
+    client = DroppingClient(
+        endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY, secure=False, fail_after=300
+    )
+    reconciler(first).client = client
+    reconciler(first).chunk = 100
+    [trigger] = reconciler(first).triggers()
+    assert reconciler(first).reconcile(trigger) is None  # broke after 300 entries
+    # Another replica takes the retry and lists everything.
+    clock.advance(2)
+    other = with_s3(build, reconcile_rules(repo, bucket), endpoint)
+    done = reconciler(other).reconcile(trigger)
+    assert done is not None and done.listed == 500
+    # The first one's next pass is a full one, not a resume of its stale failure.
+    put(s3, bucket, "songs/part-0000-new.csv")  # sorts before the failed pass's resume key
+    clock.advance(INTERVAL)
+    result = reconciler(first).reconcile(trigger)
+    assert client.starts == [None, None]
+    assert result is not None and (result.listed, result.new_events) == (501, 1)

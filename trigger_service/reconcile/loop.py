@@ -82,7 +82,9 @@ class Reconciler:
         self.chunk = chunk
         self.clock = clock
         self._due: dict[str, float] = {}  # scope -> when this process looks again
-        self._resume: dict[str, str] = {}  # scope -> last key a failed pass had committed
+        # scope -> (last key a failed pass committed, the claim's last_listed_at): a retry
+        # resumes there unless another process has completed a pass since.
+        self._resume: dict[str, tuple[str, float | None]] = {}
         self._warned: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -176,7 +178,10 @@ class Reconciler:
         assert self.client is not None and trigger.bucket is not None
         baseline = not claim.baselined and trigger.reconcile_baseline == "skip"
         versioned = is_versioned(self.client, trigger.bucket)
-        resume = self._resume.get(claim.scope)
+        resume = None
+        if claim.scope in self._resume:
+            key, listed_at = self._resume[claim.scope]
+            resume = key if listed_at == claim.last_listed_at else None
         entries = list_entries(self.client, trigger.bucket, trigger.prefix, versioned, resume)
         totals = [0, 0, 0]  # listed, unseen, new events
         chunk: list[tuple[Event, bool]] = []
@@ -193,7 +198,7 @@ class Reconciler:
                 self._flush(trigger, claim.scope, chunk, listed_in_chunk, baseline, totals)
                 chunk, listed_in_chunk = [], 0
                 if done_key is not None:  # a retry resumes here (the current key relisted)
-                    self._resume[claim.scope] = done_key
+                    self._resume[claim.scope] = (done_key, claim.last_listed_at)
                 if self._stop.is_set():
                     raise _Stopped
         self._flush(trigger, claim.scope, chunk, listed_in_chunk, baseline, totals)
