@@ -19,6 +19,7 @@ from minio import Minio
 from minio.commonconfig import ENABLED
 from minio.versioningconfig import VersioningConfig
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from urllib3.exceptions import ProtocolError
 
 from tests.service.conftest import Build, FakeClock
@@ -31,7 +32,7 @@ from trigger_service.api import create_app
 from trigger_service.database import decisions, events, reconcile_state, seen_objects
 from trigger_service.events import DataSubject, Event, EventKind, ManualSubject
 from trigger_service.metrics import RECONCILE_ERRORS, RECONCILE_MISSING
-from trigger_service.reconcile import Reconciler
+from trigger_service.reconcile import Reconciler, seen
 from trigger_service.service import Services
 from trigger_service.settings import Settings
 
@@ -545,3 +546,77 @@ def test_a_new_triggers_baseline_does_not_hide_an_object_from_an_older_trigger(
     result = reconciler(services).reconcile(first)
     assert result is not None and result.new_events == 1
     assert [e.subject.key for e in stored(services)] == ["songs/lost.csv"]  # type: ignore[union-attr]
+
+
+def test_a_trigger_whose_claim_fails_does_not_stop_the_others(
+    build: Build,
+    repo: GitRepo,
+    s3: Minio,
+    bucket: str,
+    endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rules = reconcile_rules(repo, bucket).replace(
+        "  - name: drift\n",
+        f"  - name: more-data\n    on: data\n    pipeline: songs\n    bucket: {bucket}\n"
+        "  - name: drift\n",
+    )
+    services = with_s3(build, rules, endpoint)
+    real_claim = seen.claim_pass
+
+    def claim(engine: Any, trigger: str, *args: Any) -> Any:
+        if trigger == "new-data":  # as a locked or unreachable store answers
+            raise OperationalError("UPDATE reconcile_state", {}, Exception("database is locked"))
+        return real_claim(engine, trigger, *args)
+
+    monkeypatch.setattr(seen, "claim_pass", claim)
+    errors_before = RECONCILE_ERRORS.labels("new-data")._value.get()
+    assert reconciler(services).reconcile_due() == 1  # more-data listed
+    assert RECONCILE_ERRORS.labels("new-data")._value.get() == errors_before + 1
+    with services.engine.connect() as conn:
+        assert conn.execute(select(reconcile_state.c.trigger)).scalars().all() == ["more-data"]
+
+
+def test_a_lister_killed_mid_pass_leaves_a_lease_that_another_process_takes_after_it(
+    build: Build, repo: GitRepo, clock: FakeClock, s3: Minio, bucket: str, endpoint: str
+) -> None:
+    services = with_s3(build, reconcile_rules(repo, bucket), endpoint)
+    assert reconciler(services).reconcile_due() == 1  # baseline
+    put(s3, bucket, "songs/during-the-crash.csv")
+    clock.advance(INTERVAL)
+    # A process claims the pass and dies (kill -9) before listing anything.
+    claim = seen.claim_pass(services.engine, "new-data", bucket, "songs/", clock.now, INTERVAL)
+    assert claim is not None and claim.baselined
+    # A restarted worker (a new process: nothing in memory) finds the pass leased ...
+    restarted = with_s3(build, reconcile_rules(repo, bucket), endpoint)
+    assert reconciler(restarted).reconcile_due() == 0
+    # ... until the lease (one interval) runs out; then it lists, and nothing was lost.
+    clock.advance(INTERVAL)
+    assert reconciler(restarted).reconcile_due() == 1
+    assert [e.subject.key for e in stored(restarted)] == ["songs/during-the-crash.csv"]  # type: ignore[union-attr]
+
+
+def test_a_failed_pass_does_not_resume_after_another_process_listed_everything(
+    build: Build, repo: GitRepo, clock: FakeClock, s3: Minio, bucket: str, endpoint: str
+) -> None:
+    keys = [f"songs/part-{i:04d}.csv" for i in range(500)]
+    _put_many(s3, bucket, keys)
+    first = with_s3(build, reconcile_rules(repo, bucket), endpoint)
+    client = DroppingClient(
+        endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY, secure=False, fail_after=300
+    )
+    reconciler(first).client = client
+    reconciler(first).chunk = 100
+    [trigger] = reconciler(first).triggers()
+    assert reconciler(first).reconcile(trigger) is None  # broke after 300 entries
+    # Another replica takes the retry and lists everything.
+    clock.advance(2)
+    other = with_s3(build, reconcile_rules(repo, bucket), endpoint)
+    done = reconciler(other).reconcile(trigger)
+    assert done is not None and done.listed == 500
+    # The first one's next pass is a full one, not a resume of its stale failure.
+    put(s3, bucket, "songs/part-0000-new.csv")  # sorts before the failed pass's resume key
+    clock.advance(INTERVAL)
+    result = reconciler(first).reconcile(trigger)
+    assert client.starts == [None, None]
+    assert result is not None and (result.listed, result.new_events) == (501, 1)

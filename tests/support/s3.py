@@ -39,4 +39,8 @@ def moto_server(timeout: float = 30.0, port: int | None = None) -> Iterator[str]
         yield f"127.0.0.1:{port}"
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # holding 100,000 objects it can take longer
+            server.kill()
+            server.wait()

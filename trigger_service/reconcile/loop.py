@@ -82,7 +82,9 @@ class Reconciler:
         self.chunk = chunk
         self.clock = clock
         self._due: dict[str, float] = {}  # scope -> when this process looks again
-        self._resume: dict[str, str] = {}  # scope -> last key a failed pass had committed
+        # scope -> (last key a failed pass committed, the claim's last_listed_at): a retry
+        # resumes there unless another process has completed a pass since.
+        self._resume: dict[str, tuple[str, float | None]] = {}
         self._warned: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -119,8 +121,17 @@ class Reconciler:
         """Run every pass that is due now; returns how many ran (tests and one-shot use)."""
         ran = 0
         for trigger in self.triggers():
-            if self._due.get(self._scope(trigger), 0.0) <= self.clock():
+            scope = self._scope(trigger)
+            if self._due.get(scope, 0.0) > self.clock():
+                continue
+            try:
                 ran += self.reconcile(trigger) is not None
+            except Exception:
+                # The store refused the claim (locked, down, a value it cannot hold): this
+                # trigger waits, the others still run.
+                RECONCILE_ERRORS.labels(trigger.name).inc()
+                log.exception("reconcile of data trigger %s failed", trigger.name)
+                self._due[scope] = self.clock() + min(MAX_SLEEP_SECONDS, trigger.reconcile_seconds)
         return ran
 
     def reconcile(self, trigger: DataTrigger) -> PassResult | None:
@@ -167,7 +178,10 @@ class Reconciler:
         assert self.client is not None and trigger.bucket is not None
         baseline = not claim.baselined and trigger.reconcile_baseline == "skip"
         versioned = is_versioned(self.client, trigger.bucket)
-        resume = self._resume.get(claim.scope)
+        resume = None
+        if claim.scope in self._resume:
+            key, listed_at = self._resume[claim.scope]
+            resume = key if listed_at == claim.last_listed_at else None
         entries = list_entries(self.client, trigger.bucket, trigger.prefix, versioned, resume)
         totals = [0, 0, 0]  # listed, unseen, new events
         chunk: list[tuple[Event, bool]] = []
@@ -184,7 +198,7 @@ class Reconciler:
                 self._flush(trigger, claim.scope, chunk, listed_in_chunk, baseline, totals)
                 chunk, listed_in_chunk = [], 0
                 if done_key is not None:  # a retry resumes here (the current key relisted)
-                    self._resume[claim.scope] = done_key
+                    self._resume[claim.scope] = (done_key, claim.last_listed_at)
                 if self._stop.is_set():
                     raise _Stopped
         self._flush(trigger, claim.scope, chunk, listed_in_chunk, baseline, totals)

@@ -38,6 +38,7 @@ INSERT_SEEN = text(
 class Claim:
     scope: str
     baselined: bool  # False: this is (still) the trigger's first complete listing
+    last_listed_at: float | None  # when the last complete pass (by any process) ended
 
 
 def scope_of(trigger: str, bucket: str, prefix: str) -> str:
@@ -59,9 +60,11 @@ def claim_pass(
             update(reconcile_state)
             .where(reconcile_state.c.scope == scope, reconcile_state.c.next_due <= now)
             .values(next_due=now + lease_seconds)
-            .returning(reconcile_state.c.baselined_at)
+            .returning(reconcile_state.c.baselined_at, reconcile_state.c.last_listed_at)
         ).first()
-    return None if row is None else Claim(scope, row.baselined_at is not None)
+    if row is None:
+        return None
+    return Claim(scope, row.baselined_at is not None, row.last_listed_at)
 
 
 @dataclass(frozen=True)
