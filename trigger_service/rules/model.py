@@ -26,6 +26,9 @@ from trigger_service.versions.refs import branch_name
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _MODULE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _SSH_LIKE = re.compile(r"[\w.-]+@[\w.-]+:")
+# git's `<transport>::<address>` runs a remote helper (`ext::sh -c ...` runs a command).
+_HELPER = re.compile(r"[A-Za-z0-9][A-Za-z0-9+.-]*::")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _name(value: str) -> str:
@@ -54,6 +57,12 @@ def _not_empty(value: str) -> str:
 
 
 def _repository(value: str) -> str:
+    if value.startswith("-"):
+        raise ValueError("must not start with '-' (git would read it as an option)")
+    if _HELPER.match(value):
+        raise ValueError("git remote helpers (<transport>::<address>, e.g. ext::) are refused")
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
     scheme, sep, _ = value.partition("://")
     if sep and scheme not in ("https", "file"):
         raise ValueError("must be an https:// or file:// URL or a local path")

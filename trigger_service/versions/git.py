@@ -29,6 +29,9 @@ from trigger_service.errors import PermanentError, TemporaryError
 from trigger_service.versions.refs import branch_name, commit_id, inside
 
 GIT_TIMEOUT = 120.0
+# The only transports git may use, whatever the environment or a git config says: a rules file's
+# `ext::<command>` or `fd::` (remote helpers), git://, ssh:// never run. Local paths are "file".
+ALLOWED_PROTOCOLS = "file:https"
 MAX_MESSAGE = 2000  # characters of git's stderr kept in an error
 # Network trouble may pass; a missing commit, branch or repository will not.
 TRANSIENT = (
@@ -71,7 +74,12 @@ class GitCache:
             return self._locks.setdefault(self._key(url), threading.RLock())
 
     def _env(self, url: str) -> dict[str, str]:
-        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
+        env = {
+            **os.environ,
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ASKPASS": "true",
+            "GIT_ALLOW_PROTOCOL": ALLOWED_PROTOCOLS,  # overrides protocol.allow and friends
+        }
         if self.token and url.startswith("https://"):
             basic = base64.b64encode(f"x-access-token:{self.token}".encode()).decode()
             env.update(
