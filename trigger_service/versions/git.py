@@ -15,9 +15,11 @@ access rights".
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import tarfile
 import tempfile
@@ -28,7 +30,8 @@ from typing import Literal
 from trigger_service.errors import PermanentError, TemporaryError
 from trigger_service.versions.refs import branch_name, commit_id, inside
 
-GIT_TIMEOUT = 120.0
+GIT_TIMEOUT = 120.0  # a fetch of a long history may take a while
+LS_REMOTE_TIMEOUT = 30.0  # one round trip: a remote this slow holds the worker's batch
 # The only transports git may use, whatever the environment or a git config says: a rules file's
 # `ext::<command>` or `fd::` (remote helpers), git://, ssh:// never run. Local paths are "file".
 ALLOWED_PROTOCOLS = "file:https"
@@ -92,19 +95,30 @@ class GitCache:
     def _run(
         self, url: str, *args: str, cwd: Path | None = None, ok: tuple[int, ...] = (0,)
     ) -> subprocess.CompletedProcess[str]:
-        """Run git; a return code outside `ok` raises Temporary/PermanentError with stderr."""
-        try:
-            done = subprocess.run(
-                ["git", *args],
-                cwd=cwd,
-                env=self._env(url),
-                capture_output=True,
-                text=True,
-                timeout=GIT_TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise TemporaryError(f"git {args[0]} timed out after {GIT_TIMEOUT:.0f}s") from exc
+        """Run git; a return code outside `ok` raises Temporary/PermanentError with stderr.
+
+        A remote that never answers costs `timeout` seconds: git and its helpers
+        (git-remote-https, upload-pack) run in their own process group, and the whole group is
+        killed, not only `git` (its helper would otherwise hold the connection open)."""
+        timeout = LS_REMOTE_TIMEOUT if args[0] == "ls-remote" else GIT_TIMEOUT
+        with subprocess.Popen(
+            ["git", *args],
+            cwd=cwd,
+            env=self._env(url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        ) as process:
+            try:
+                stdout, stderr = process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired as exc:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+                error = f"git {args[0]} {url}: timed out after {timeout:.0f}s"
+                raise TemporaryError(error) from exc
+        done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
         if done.returncode not in ok:
             error = f"git {args[0]} {url}: {git_message(done.stderr)}"
             if any(t in done.stderr for t in TRANSIENT):
