@@ -226,3 +226,24 @@ def test_manual_short_versions_resolve_in_the_branch_and_ambiguity_is_refused(
     settle(service)
     (dead,) = [d for d in service.decisions() if d["state"] == "dead"]
     assert "no commit starts with it" in dead["last_error"]
+
+
+def test_a_branch_deleted_before_the_decision_runs_nothing_and_says_why(
+    tmp_path: Path, repo: GitRepo
+) -> None:
+    git(repo.path, "checkout", "-q", "-b", "feature")
+    feature = repo.commit({"pipeline.yaml": "# feature\n"}, "feature")
+    git(repo.path, "checkout", "-q", "main")
+    rules = gitops_rules(repo.url).replace("branches: [main]", "branches: [main, feature]")
+    service = GitOpsService.start(tmp_path / "svc", rules)
+    try:
+        git(repo.path, "branch", "-D", "feature")  # merged and deleted before it was decided
+        answer = service.push_github(push_payload(repo, feature, branch="feature"))
+        (event_id,) = answer.json()["accepted"]
+        settle(service)
+        event = service.client.get(f"/events/{event_id}").json()
+        assert event["status"] != "dead", event
+        assert versions_run(service) == []
+        assert any("branch feature no longer exists" in r for r in no_run_reasons(service))
+    finally:
+        service.stop()

@@ -53,6 +53,10 @@ TRANSIENT = (
 Relation = Literal["first", "same", "ahead", "older", "diverged", "unrelated", "missing"]
 
 
+class BranchGone(PermanentError):
+    """The remote has no such branch (now): deleted after the push, or never pushed."""
+
+
 def git_message(stderr: str) -> str:
     """git's stderr as one line: progress and blank lines dropped, long output cut in the
     middle (the first lines say what failed, the last what to do)."""
@@ -153,7 +157,7 @@ class GitCache:
             sha, _, name = line.partition("\t")
             if name == ref:  # ls-remote patterns also match refs/heads/x/<ref>
                 return commit_id(sha, f"ls-remote {ref}")
-        raise PermanentError(f"branch {branch} not found in {url}")
+        raise BranchGone(f"branch {branch} not found in {url}")
 
     def remote_heads(self, url: str, branches: list[str]) -> dict[str, str]:
         """Where each of `branches` points on the remote now: one `git ls-remote` for all of
