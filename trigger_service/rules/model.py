@@ -101,6 +101,17 @@ def _reconcile_interval(value: float) -> float:
 
 RECONCILE_MAX_SECONDS = 7 * 24 * 3600.0
 
+
+def _poll_interval(value: float) -> float:
+    # Under a second would ask the forge back to back (the poll wakes every 50 ms at most);
+    # over a week is as good as never, which 0 says.
+    if value != 0 and not 1 <= value <= POLL_MAX_SECONDS:
+        raise ValueError(f"must be 0 (off) or between 1 and {POLL_MAX_SECONDS:.0f} seconds")
+    return value
+
+
+POLL_MAX_SECONDS = 7 * 24 * 3600.0
+
 Name = Annotated[str, AfterValidator(_name)]
 ParamName = Annotated[str, AfterValidator(_param_name)]
 Scalar = Annotated[Any, AfterValidator(_scalar)]
@@ -109,6 +120,7 @@ Globs = Annotated[tuple[Text, ...], Field(min_length=1)]
 Seconds = Annotated[float, Field(ge=0, strict=True)]  # strict: `true` is not 1 second
 Count = Annotated[int, Field(ge=0, strict=True)]
 ReconcileSeconds = Annotated[float, Field(strict=True), AfterValidator(_reconcile_interval)]
+PollSeconds = Annotated[float, Field(strict=True), AfterValidator(_poll_interval)]
 Concurrency = Literal["queue-one", "skip", "parallel"]
 BatchBy = Literal["none", "prefix", "branch", "alert"]
 
@@ -143,7 +155,7 @@ class SourceSpec(Spec):
     image_template: Annotated[str, AfterValidator(_image_template)] | None = None
     # `git ls-remote` of each tracked branch this often (0: never), as Argo CD's reconciliation
     # interval: a push no webhook reported still runs.
-    poll_seconds: Seconds = 300.0
+    poll_seconds: PollSeconds = 300.0
 
     @model_validator(mode="after")
     def _one_way_to_get_the_pipeline(self) -> SourceSpec:
