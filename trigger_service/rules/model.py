@@ -21,7 +21,7 @@ from pydantic import (
 from trigger_service.errors import RejectedInput
 from trigger_service.events import EventKind
 from trigger_service.rules.templates import TemplateError, check_image_template, render_image
-from trigger_service.versions.refs import branch_name
+from trigger_service.versions.refs import branch_name, version_name
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _MODULE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
@@ -147,6 +147,22 @@ def _branch(value: str) -> str:
         raise ValueError(str(error).removeprefix("branch: ")) from None
 
 
+def _branch_globs(values: tuple[str, ...]) -> tuple[str, ...]:
+    # A glob-free entry is a branch the poll asks git about: it must be one git accepts (one
+    # bad name would fail the ls-remote of every branch of its repository).
+    for value in values:
+        if not set("*?[") & set(value):
+            _branch(value)
+    return values
+
+
+def _version(value: str) -> str:
+    try:
+        return version_name(value, "version")
+    except RejectedInput as error:
+        raise ValueError(str(error).removeprefix("version: ")) from None
+
+
 class SourceSpec(Spec):
     repository: Annotated[str, AfterValidator(_repository)]
     branch: Annotated[str, AfterValidator(_branch)] = "main"
@@ -176,7 +192,8 @@ class PipelineSpec(Spec):
     experiment: Text  # defaults to name
     source: SourceSpec
     defaults: dict[ParamName, Scalar] = Field(default_factory=dict)
-    version: Text | None = None  # pinned: data, drift and unnamed manual runs use it
+    # pinned: data, drift and unnamed manual runs use it (a commit id, short id or branch)
+    version: Annotated[str, AfterValidator(_version)] | None = None
     policy: PolicySpec = PolicySpec()
 
     @model_validator(mode="before")
@@ -202,7 +219,8 @@ class CodeTrigger(TriggerSpec):
     on: Literal["code"]
     pipeline: Name
     repository: Text | None = None  # None: any repository
-    branches: Globs | None = None  # None: the pipeline source's branch
+    # None: the pipeline source's branch
+    branches: Annotated[Globs, AfterValidator(_branch_globs)] | None = None
     paths: Globs | None = None  # None: any change
 
 
