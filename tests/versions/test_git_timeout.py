@@ -77,3 +77,28 @@ def test_a_silent_remote_times_out_and_leaves_no_git_process(
     # The helper that held the connection is gone: the server sees the connection closed.
     assert closed_by_peer(accepted[0], within=5.0)
     assert processes_naming(f"127.0.0.1:{port}") == []
+
+
+def test_a_remote_that_timed_out_is_not_asked_again_for_a_while(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    silent_server: tuple[int, list[socket.socket]],
+) -> None:
+    """Each retry of its events would hold the worker (and every other pipeline) for another
+    timeout: after one, the remote fails fast, saying why, until the quiet period ends."""
+    port, accepted = silent_server
+    monkeypatch.setattr(git_module, "LS_REMOTE_TIMEOUT", 1.0)
+    monkeypatch.setattr(git_module, "QUIET_AFTER_TIMEOUT", 3.0)
+    cache = GitCache(tmp_path / "cache")
+    url = f"https://127.0.0.1:{port}/team/songs.git"
+    with pytest.raises(TemporaryError, match="timed out after 1s"):
+        cache.resolve_branch(url, "main")
+    started = time.monotonic()
+    with pytest.raises(TemporaryError, match=r"timed out after 1s; not asked again for [0-9]+s"):
+        cache.fetch_branch(url, "main")
+    assert time.monotonic() - started < 0.5
+    assert len(accepted) == 1
+    time.sleep(3.0)
+    with pytest.raises(TemporaryError, match=r"timed out after 1s$"):
+        cache.resolve_branch(url, "main")
+    assert len(accepted) == 2

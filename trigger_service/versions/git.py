@@ -24,6 +24,7 @@ import subprocess
 import tarfile
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -32,6 +33,10 @@ from trigger_service.versions.refs import branch_name, commit_id, inside
 
 GIT_TIMEOUT = 120.0  # a fetch of a long history may take a while
 LS_REMOTE_TIMEOUT = 30.0  # one round trip: a remote this slow holds the worker's batch
+# After a remote timed out, it is not asked again for this long: every retry of its events (and
+# the poll) would otherwise hold the worker another timeout, and every other pipeline with it.
+QUIET_AFTER_TIMEOUT = 120.0
+_NETWORK = ("ls-remote", "fetch")
 # The only transports git may use, whatever the environment or a git config says: a rules file's
 # `ext::<command>` or `fd::` (remote helpers), git://, ssh:// never run. Local paths are "file".
 ALLOWED_PROTOCOLS = "file:https"
@@ -75,6 +80,7 @@ class GitCache:
         # The worker, the explain route and the poll share a cache: one writer per repository.
         self._locks: dict[str, threading.RLock] = {}
         self._locks_lock = threading.Lock()
+        self._silent: dict[str, tuple[float, str]] = {}  # url -> (quiet until, monotonic; why)
 
     def _lock(self, url: str) -> threading.RLock:
         with self._locks_lock:
@@ -105,6 +111,10 @@ class GitCache:
         (git-remote-https, upload-pack) run in their own process group, and the whole group is
         killed, not only `git` (its helper would otherwise hold the connection open)."""
         timeout = LS_REMOTE_TIMEOUT if args[0] == "ls-remote" else GIT_TIMEOUT
+        if args[0] in _NETWORK and (silent := self._silent.get(url)) is not None:
+            left = silent[0] - time.monotonic()
+            if left > 0:
+                raise TemporaryError(f"{silent[1]}; not asked again for {left:.0f}s")
         with subprocess.Popen(
             ["git", *args],
             cwd=cwd,
@@ -121,6 +131,8 @@ class GitCache:
                     os.killpg(process.pid, signal.SIGKILL)
                 process.communicate()
                 error = f"git {args[0]} {url}: timed out after {timeout:.0f}s"
+                if args[0] in _NETWORK:
+                    self._silent[url] = (time.monotonic() + QUIET_AFTER_TIMEOUT, error)
                 raise TemporaryError(error) from exc
         done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
         if done.returncode not in ok:
