@@ -247,3 +247,21 @@ def test_a_branch_deleted_before_the_decision_runs_nothing_and_says_why(
         assert any("branch feature no longer exists" in r for r in no_run_reasons(service))
     finally:
         service.stop()
+
+
+def test_a_storm_of_200_pushes_in_any_order_makes_one_run_at_the_head(
+    start: Any, repo: GitRepo
+) -> None:
+    service = start(debounce=2)
+    commits = [repo.commit({"pipeline.yaml": f"# v{i}\n"}, f"v{i}") for i in range(2, 22)]
+    calls = len(service.git_calls())
+    answers = [
+        service.push_github(push_payload(repo, commits[(i * 7) % 20], paths=["pipeline.yaml"]))
+        for i in range(200)
+    ]
+    assert {a.status_code for a in answers} <= {200, 202}  # 200: the same body again
+    settle(service)
+    assert versions_run(service) == [commits[-1]]
+    assert service.current_version() == commits[-1]
+    asked = [c for c in service.git_calls()[calls:] if c[0] == "ls-remote"]
+    assert len(asked) < 50, f"git asked {len(asked)} times for 200 pushes"
