@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import signal
@@ -31,6 +32,7 @@ from typing import Literal
 from trigger_service.errors import PermanentError, TemporaryError
 from trigger_service.versions.refs import branch_name, commit_id, inside
 
+log = logging.getLogger(__name__)
 GIT_TIMEOUT = 120.0  # a fetch of a long history may take a while
 LS_REMOTE_TIMEOUT = 30.0  # one round trip: a remote this slow holds the worker's batch
 # After a remote timed out, it is not asked again for this long: every retry of its events (and
@@ -155,10 +157,32 @@ class GitCache:
     def _bare(self, url: str) -> Path:
         path = inside(self.root, "repos", self._key(url))
         if not (path / "HEAD").exists():
-            path.mkdir(parents=True, exist_ok=True)
-            self._git(url, "init", "--bare", "--quiet", "--end-of-options", str(path))
-            self._git(url, "remote", "add", "--end-of-options", "origin", url, cwd=path)
+            # Set up aside and renamed into place: a process killed half-way (init done,
+            # remote not added) must not leave a cache that fails every later fetch.
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".repo-", dir=path.parent))
+            try:
+                self._git(url, "init", "--bare", "--quiet", "--end-of-options", str(staging))
+                self._git(url, "remote", "add", "--end-of-options", "origin", url, cwd=staging)
+                if path.exists():  # an empty or half-made folder from an older version
+                    shutil.rmtree(path)
+                os.replace(staging, path)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
         return path
+
+    def _clear_stale_locks(self, repo: Path) -> None:
+        """Remove lock files older than any git of ours may live: a git killed by its timeout
+        or by a SIGKILL of the service leaves `<ref>.lock` behind, and git then refuses to
+        update that ref for ever ("cannot lock ref ... File exists")."""
+        horizon = time.time() - GIT_TIMEOUT - 60
+        names = ("packed-refs.lock", "shallow.lock", "config.lock", "HEAD.lock")
+        stale = [*(repo / name for name in names), *(repo / "refs").rglob("*.lock")]
+        for lock in stale:
+            with contextlib.suppress(FileNotFoundError):
+                if lock.stat().st_mtime < horizon:
+                    lock.unlink()
+                    log.warning("removed a stale git lock %s", lock)
 
     # --- what the repository says now
     def resolve_branch(self, url: str, branch: str) -> str:
@@ -208,6 +232,7 @@ class GitCache:
             )
             if local.stdout.strip() == head:
                 return head
+        self._clear_stale_locks(repo)
         options = ["--unshallow"] if (repo / "shallow").exists() else []
         self._git(
             url,
@@ -315,6 +340,7 @@ class GitCache:
             return tree
         repo = self.bare(url)
         if not self.has_commit(url, commit):
+            self._clear_stale_locks(repo)
             self._git(
                 url, "fetch", "--quiet", "--no-tags", "--end-of-options", "origin", commit, cwd=repo
             )
@@ -333,7 +359,10 @@ class GitCache:
                 cwd=repo,
             )
             with tarfile.open(archive) as tar:
-                tar.extractall(staging / "src", filter="data")
+                try:
+                    tar.extractall(staging / "src", filter="data")
+                except tarfile.FilterError as exc:  # a link out of the tree, a device file
+                    raise PermanentError(f"commit {commit[:12]} of {url}: {exc}") from exc
             archive.unlink()
             os.replace(staging / "src", tree)
         finally:
