@@ -69,8 +69,13 @@ def test_out_of_order_and_redelivered_pushes_run_the_head_once(start: Any, repo:
     settle(service)
     again = service.push_github(push_payload(repo, v4, v3, ["pipeline.yaml"]), delivery)
     assert again.status_code == 200 and again.json()["duplicate"] is True
-    # A redelivery under a new id (another forge, a person's replay) is a new event: no new run.
-    assert service.push_github(push_payload(repo, v4, v3, ["pipeline.yaml"])).status_code == 202
+    # The same signed body under a new id is a replay (the replay guard): one event.
+    replayed = service.push_github(push_payload(repo, v4, v3, ["pipeline.yaml"]))
+    assert replayed.status_code == 200 and replayed.json()["replay"] is True
+    # The same push in another body (another hook of the same repository) is a new event, and
+    # still no new run.
+    other = push_payload(repo, v4, v3, ["pipeline.yaml"]) | {"pusher": {"name": "bo"}}
+    assert service.push_github(other).status_code == 202
     settle(service)
 
     assert versions_run(service) == [v4]
