@@ -34,6 +34,8 @@ RULES = (
         ('"/srv/repo\\nx"', "control characters"),
         ("git://example.com/x", "https:// or file://"),
         ("ssh://example.com/x", "https:// or file://"),
+        ("https://alice:s3cr3t@example.com/team/songs.git", "must not carry credentials"),
+        ("https://ghp_token@example.com/team/songs.git", "must not carry credentials"),
     ],
 )
 def test_rules_refuse_repositories_git_would_treat_as_helpers_or_options(
@@ -46,7 +48,13 @@ def test_rules_refuse_repositories_git_would_treat_as_helpers_or_options(
 
 
 @pytest.mark.parametrize(
-    "repository", ["https://example.com/team/songs.git", "file:///srv/songs", "/srv/songs"]
+    "repository",
+    [
+        "https://example.com/team/songs.git",
+        "https://example.com/team/songs@2.git",  # an @ in the path is no credential
+        "file:///srv/songs",
+        "/srv/songs",
+    ],
 )
 def test_rules_keep_https_file_urls_and_local_paths(repository: str) -> None:
     rules = parse_rules(RULES.format(repository=repository), "rules.yaml")

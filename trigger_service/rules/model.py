@@ -63,9 +63,14 @@ def _repository(value: str) -> str:
         raise ValueError("git remote helpers (<transport>::<address>, e.g. ext::) are refused")
     if _CONTROL.search(value):
         raise ValueError("must not contain control characters")
-    scheme, sep, _ = value.partition("://")
+    scheme, sep, rest = value.partition("://")
     if sep and scheme not in ("https", "file"):
         raise ValueError("must be an https:// or file:// URL or a local path")
+    if sep and "@" in rest.partition("/")[0]:
+        # The URL is shown in logs, errors, /events and KFP version descriptions.
+        raise ValueError(
+            "must not carry credentials (user:token@): set TRIGGER_GIT_TOKEN or its _FILE form"
+        )
     if not sep and _SSH_LIKE.match(value):
         raise ValueError("ssh remotes are not supported: use an https:// or file:// URL")
     return _not_empty(value)
