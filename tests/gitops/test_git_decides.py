@@ -69,8 +69,13 @@ def test_out_of_order_and_redelivered_pushes_run_the_head_once(start: Any, repo:
     settle(service)
     again = service.push_github(push_payload(repo, v4, v3, ["pipeline.yaml"]), delivery)
     assert again.status_code == 200 and again.json()["duplicate"] is True
-    # A redelivery under a new id (another forge, a person's replay) is a new event: no new run.
-    assert service.push_github(push_payload(repo, v4, v3, ["pipeline.yaml"])).status_code == 202
+    # The same signed body under a new id is a replay (the replay guard): one event.
+    replayed = service.push_github(push_payload(repo, v4, v3, ["pipeline.yaml"]))
+    assert replayed.status_code == 200 and replayed.json()["replay"] is True
+    # The same push in another body (another hook of the same repository) is a new event, and
+    # still no new run.
+    other = push_payload(repo, v4, v3, ["pipeline.yaml"]) | {"pusher": {"name": "bo"}}
+    assert service.push_github(other).status_code == 202
     settle(service)
 
     assert versions_run(service) == [v4]
@@ -226,3 +231,42 @@ def test_manual_short_versions_resolve_in_the_branch_and_ambiguity_is_refused(
     settle(service)
     (dead,) = [d for d in service.decisions() if d["state"] == "dead"]
     assert "no commit starts with it" in dead["last_error"]
+
+
+def test_a_branch_deleted_before_the_decision_runs_nothing_and_says_why(
+    tmp_path: Path, repo: GitRepo
+) -> None:
+    git(repo.path, "checkout", "-q", "-b", "feature")
+    feature = repo.commit({"pipeline.yaml": "# feature\n"}, "feature")
+    git(repo.path, "checkout", "-q", "main")
+    rules = gitops_rules(repo.url).replace("branches: [main]", "branches: [main, feature]")
+    service = GitOpsService.start(tmp_path / "svc", rules)
+    try:
+        git(repo.path, "branch", "-D", "feature")  # merged and deleted before it was decided
+        answer = service.push_github(push_payload(repo, feature, branch="feature"))
+        (event_id,) = answer.json()["accepted"]
+        settle(service)
+        event = service.client.get(f"/events/{event_id}").json()
+        assert event["status"] != "dead", event
+        assert versions_run(service) == []
+        assert any("branch feature no longer exists" in r for r in no_run_reasons(service))
+    finally:
+        service.stop()
+
+
+def test_a_storm_of_200_pushes_in_any_order_makes_one_run_at_the_head(
+    start: Any, repo: GitRepo
+) -> None:
+    service = start(debounce=2)
+    commits = [repo.commit({"pipeline.yaml": f"# v{i}\n"}, f"v{i}") for i in range(2, 22)]
+    calls = len(service.git_calls())
+    answers = [
+        service.push_github(push_payload(repo, commits[(i * 7) % 20], paths=["pipeline.yaml"]))
+        for i in range(200)
+    ]
+    assert {a.status_code for a in answers} <= {200, 202}  # 200: the same body again
+    settle(service)
+    assert versions_run(service) == [commits[-1]]
+    assert service.current_version() == commits[-1]
+    asked = [c for c in service.git_calls()[calls:] if c[0] == "ls-remote"]
+    assert len(asked) < 50, f"git asked {len(asked)} times for 200 pushes"

@@ -12,10 +12,10 @@ import pytest
 from tests.gitops.rules import gitops_rules
 from tests.support.gitops import GitOpsService, push_payload
 from tests.support.repo import GitRepo, git
-from trigger_service.rules import parse_rules
+from trigger_service.rules import RulesError, parse_rules
 from trigger_service.versions.poll import tracked_branches
 
-POLL = 0.5
+POLL = 1.0  # the shortest interval the rules allow
 
 
 @pytest.fixture
@@ -99,6 +99,24 @@ def test_tracked_branches_group_pipelines_and_skip_globs_and_zero() -> None:
     assert all(t.interval == 60 and t.pipelines == ["songs"] for t in tracked.values())
     off = gitops_rules("https://example.com/team/songs.git", poll_seconds=0)
     assert tracked_branches(parse_rules(off, "rules.yaml")) == {}
+
+
+@pytest.mark.parametrize("value", ["0.001", "0.5", "-1", ".inf", ".nan", "1e23", "604801", "true"])
+def test_poll_intervals_that_hammer_the_forge_or_mean_never_are_refused(value: str) -> None:
+    text = gitops_rules("https://example.com/team/songs.git", poll_seconds=0).replace(
+        "poll_seconds: 0", f"poll_seconds: {value}"
+    )
+    with pytest.raises(RulesError) as caught:
+        parse_rules(text, "rules.yaml")
+    assert "pipelines[0].source.poll_seconds" in str(caught.value)
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("0", 0.0), ("1", 1.0), ("604800", 604800.0)])
+def test_poll_intervals_from_off_to_a_week_are_kept(value: str, seconds: float) -> None:
+    text = gitops_rules("https://example.com/team/songs.git", poll_seconds=0).replace(
+        "poll_seconds: 0", f"poll_seconds: {value}"
+    )
+    assert parse_rules(text, "rules.yaml").pipelines[0].source.poll_seconds == seconds
 
 
 def test_a_new_install_notes_the_head_and_does_not_train_at_once(

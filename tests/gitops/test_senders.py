@@ -96,3 +96,14 @@ def test_over_25_mb_is_413_declared_or_streamed(service: GitOpsService) -> None:
     )
     assert streamed.status_code == 413
     assert service.client.get("/readyz").status_code == 200
+
+
+def test_a_github_tag_push_is_stored_and_never_runs(service: GitOpsService) -> None:
+    repo = service.repo  # type: ignore[attr-defined]
+    head = repo.commit({"pipeline.yaml": "# tagged\n"}, "tagged")
+    body = push_payload(repo, head, paths=["pipeline.yaml"]) | {"ref": "refs/tags/v2"}
+    answer = service.push_github(body)
+    assert answer.status_code == 202, answer.text
+    (event_id,) = answer.json()["accepted"]
+    decided = service.wait_for(lambda: service.decisions_of(event_id), "the tag push decided")
+    assert decided[0]["outcome"] == "no_run" and "tags do not run" in decided[0]["reason"]

@@ -173,3 +173,59 @@ def test_a_rules_file_with_an_option_as_branch_is_refused_naming_the_line() -> N
         parse_rules(text, "rules.yaml")
     assert "rules.yaml:5: pipelines[0].source.branch" in str(caught.value)
     assert "starts with '-'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("replace", "field", "message"),
+    [
+        ("branches: [main, 'a..b']", "triggers[0].branches", "contains '..'"),
+        ("branches: [main, '--upload-pack=x']", "triggers[0].branches", "starts with '-'"),
+        ("branches: ['feature/*', 'x.lock']", "triggers[0].branches", "ending with '.lock'"),
+    ],
+)
+def test_literal_trigger_branches_are_branch_names_git_accepts(
+    replace: str, field: str, message: str
+) -> None:
+    """The poll asks git about every glob-free branch: one bad name would fail its repository's
+    whole ls-remote at every interval, so the rules refuse it at load."""
+    from tests.gitops.rules import gitops_rules
+    from trigger_service.rules import RulesError, parse_rules
+
+    text = gitops_rules("https://example.com/team/songs.git").replace("branches: [main]", replace)
+    with pytest.raises(RulesError) as caught:
+        parse_rules(text, "rules.yaml")
+    assert f"{field}: branch name" in str(caught.value) and message in str(caught.value)
+    kept = gitops_rules("https://example.com/team/songs.git").replace(
+        "branches: [main]", "branches: ['feature/*', 'release/1', main]"
+    )
+    assert parse_rules(kept, "rules.yaml").triggers[0].branches == (
+        "feature/*",
+        "release/1",
+        "main",
+    )
+
+
+@pytest.mark.parametrize("version", ["'--upload-pack=touch /tmp/x'", "'../x'", "'a b'", "'@{-1}'"])
+def test_a_pinned_version_is_checked_at_load_naming_the_line(version: str) -> None:
+    from tests.gitops.rules import gitops_rules
+    from trigger_service.rules import RulesError, parse_rules
+
+    text = gitops_rules("https://example.com/team/songs.git").replace(
+        "    defaults:\n", f"    version: {version}\n    defaults:\n", 1
+    )
+    with pytest.raises(RulesError) as caught:
+        parse_rules(text, "rules.yaml")
+    assert "rules.yaml:10: pipelines[0].version: branch name" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("version", "kept"), [("ABCD1234", "abcd1234"), ("release/1", "release/1")]
+)
+def test_a_pinned_version_keeps_commit_ids_and_branches(version: str, kept: str) -> None:
+    from tests.gitops.rules import gitops_rules
+    from trigger_service.rules import parse_rules
+
+    text = gitops_rules("https://example.com/team/songs.git").replace(
+        "    defaults:\n", f"    version: {version}\n    defaults:\n", 1
+    )
+    assert parse_rules(text, "rules.yaml").pipelines[0].version == kept

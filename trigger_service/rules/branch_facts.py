@@ -14,6 +14,7 @@ built from the branch, which is also the diff base):
     diverged   a force push that kept a common ancestor: the paths that differ from it
     unrelated  a force push with no common ancestor: every path counts as changed
     missing    the current version is gone from the repository: every path counts as changed
+    gone       the branch itself no longer exists (deleted after the push): no run, head ""
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any, Literal
 
 from trigger_service.rules.model import PipelineSpec
 
-Relation = Literal["first", "same", "ahead", "older", "diverged", "unrelated", "missing"]
+Relation = Literal["first", "same", "ahead", "older", "diverged", "unrelated", "missing", "gone"]
 SHORT = 12
 
 
@@ -41,6 +42,8 @@ class BranchFacts:
         """Why this head runs nothing (already built, or older), or None."""
         if self.relation == "same":
             return f"already built at {self.head[:SHORT]}"
+        if self.relation == "gone":
+            return f"branch {self.branch} no longer exists in the repository: nothing to build"
         if self.relation == "older":
             assert self.current is not None
             return f"{self.head[:SHORT]} is older than the current version {self.current[:SHORT]}"

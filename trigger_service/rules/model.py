@@ -21,11 +21,14 @@ from pydantic import (
 from trigger_service.errors import RejectedInput
 from trigger_service.events import EventKind
 from trigger_service.rules.templates import TemplateError, check_image_template, render_image
-from trigger_service.versions.refs import branch_name
+from trigger_service.versions.refs import branch_name, version_name
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _MODULE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _SSH_LIKE = re.compile(r"[\w.-]+@[\w.-]+:")
+# git's `<transport>::<address>` runs a remote helper (`ext::sh -c ...` runs a command).
+_HELPER = re.compile(r"[A-Za-z0-9][A-Za-z0-9+.-]*::")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _name(value: str) -> str:
@@ -54,9 +57,20 @@ def _not_empty(value: str) -> str:
 
 
 def _repository(value: str) -> str:
-    scheme, sep, _ = value.partition("://")
+    if value.startswith("-"):
+        raise ValueError("must not start with '-' (git would read it as an option)")
+    if _HELPER.match(value):
+        raise ValueError("git remote helpers (<transport>::<address>, e.g. ext::) are refused")
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    scheme, sep, rest = value.partition("://")
     if sep and scheme not in ("https", "file"):
         raise ValueError("must be an https:// or file:// URL or a local path")
+    if sep and "@" in rest.partition("/")[0]:
+        # The URL is shown in logs, errors, /events and KFP version descriptions.
+        raise ValueError(
+            "must not carry credentials (user:token@): set TRIGGER_GIT_TOKEN or its _FILE form"
+        )
     if not sep and _SSH_LIKE.match(value):
         raise ValueError("ssh remotes are not supported: use an https:// or file:// URL")
     return _not_empty(value)
@@ -92,6 +106,17 @@ def _reconcile_interval(value: float) -> float:
 
 RECONCILE_MAX_SECONDS = 7 * 24 * 3600.0
 
+
+def _poll_interval(value: float) -> float:
+    # Under a second would ask the forge back to back (the poll wakes every 50 ms at most);
+    # over a week is as good as never, which 0 says.
+    if value != 0 and not 1 <= value <= POLL_MAX_SECONDS:
+        raise ValueError(f"must be 0 (off) or between 1 and {POLL_MAX_SECONDS:.0f} seconds")
+    return value
+
+
+POLL_MAX_SECONDS = 7 * 24 * 3600.0
+
 Name = Annotated[str, AfterValidator(_name)]
 ParamName = Annotated[str, AfterValidator(_param_name)]
 Scalar = Annotated[Any, AfterValidator(_scalar)]
@@ -100,6 +125,7 @@ Globs = Annotated[tuple[Text, ...], Field(min_length=1)]
 Seconds = Annotated[float, Field(ge=0, strict=True)]  # strict: `true` is not 1 second
 Count = Annotated[int, Field(ge=0, strict=True)]
 ReconcileSeconds = Annotated[float, Field(strict=True), AfterValidator(_reconcile_interval)]
+PollSeconds = Annotated[float, Field(strict=True), AfterValidator(_poll_interval)]
 Concurrency = Literal["queue-one", "skip", "parallel"]
 BatchBy = Literal["none", "prefix", "branch", "alert"]
 
@@ -126,6 +152,22 @@ def _branch(value: str) -> str:
         raise ValueError(str(error).removeprefix("branch: ")) from None
 
 
+def _branch_globs(values: tuple[str, ...]) -> tuple[str, ...]:
+    # A glob-free entry is a branch the poll asks git about: it must be one git accepts (one
+    # bad name would fail the ls-remote of every branch of its repository).
+    for value in values:
+        if not set("*?[") & set(value):
+            _branch(value)
+    return values
+
+
+def _version(value: str) -> str:
+    try:
+        return version_name(value, "version")
+    except RejectedInput as error:
+        raise ValueError(str(error).removeprefix("version: ")) from None
+
+
 class SourceSpec(Spec):
     repository: Annotated[str, AfterValidator(_repository)]
     branch: Annotated[str, AfterValidator(_branch)] = "main"
@@ -134,7 +176,7 @@ class SourceSpec(Spec):
     image_template: Annotated[str, AfterValidator(_image_template)] | None = None
     # `git ls-remote` of each tracked branch this often (0: never), as Argo CD's reconciliation
     # interval: a push no webhook reported still runs.
-    poll_seconds: Seconds = 300.0
+    poll_seconds: PollSeconds = 300.0
 
     @model_validator(mode="after")
     def _one_way_to_get_the_pipeline(self) -> SourceSpec:
@@ -155,7 +197,8 @@ class PipelineSpec(Spec):
     experiment: Text  # defaults to name
     source: SourceSpec
     defaults: dict[ParamName, Scalar] = Field(default_factory=dict)
-    version: Text | None = None  # pinned: data, drift and unnamed manual runs use it
+    # pinned: data, drift and unnamed manual runs use it (a commit id, short id or branch)
+    version: Annotated[str, AfterValidator(_version)] | None = None
     policy: PolicySpec = PolicySpec()
 
     @model_validator(mode="before")
@@ -181,7 +224,8 @@ class CodeTrigger(TriggerSpec):
     on: Literal["code"]
     pipeline: Name
     repository: Text | None = None  # None: any repository
-    branches: Globs | None = None  # None: the pipeline source's branch
+    # None: the pipeline source's branch
+    branches: Annotated[Globs, AfterValidator(_branch_globs)] | None = None
     paths: Globs | None = None  # None: any change
 
 

@@ -15,20 +15,33 @@ access rights".
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import logging
 import os
 import shutil
+import signal
 import subprocess
 import tarfile
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Literal
 
 from trigger_service.errors import PermanentError, TemporaryError
 from trigger_service.versions.refs import branch_name, commit_id, inside
 
-GIT_TIMEOUT = 120.0
+log = logging.getLogger(__name__)
+GIT_TIMEOUT = 120.0  # a fetch of a long history may take a while
+LS_REMOTE_TIMEOUT = 30.0  # one round trip: a remote this slow holds the worker's batch
+# After a remote timed out, it is not asked again for this long: every retry of its events (and
+# the poll) would otherwise hold the worker another timeout, and every other pipeline with it.
+QUIET_AFTER_TIMEOUT = 120.0
+_NETWORK = ("ls-remote", "fetch")
+# The only transports git may use, whatever the environment or a git config says: a rules file's
+# `ext::<command>` or `fd::` (remote helpers), git://, ssh:// never run. Local paths are "file".
+ALLOWED_PROTOCOLS = "file:https"
 MAX_MESSAGE = 2000  # characters of git's stderr kept in an error
 # Network trouble may pass; a missing commit, branch or repository will not.
 TRANSIENT = (
@@ -45,6 +58,10 @@ TRANSIENT = (
 )
 
 Relation = Literal["first", "same", "ahead", "older", "diverged", "unrelated", "missing"]
+
+
+class BranchGone(PermanentError):
+    """The remote has no such branch (now): deleted after the push, or never pushed."""
 
 
 def git_message(stderr: str) -> str:
@@ -65,13 +82,19 @@ class GitCache:
         # The worker, the explain route and the poll share a cache: one writer per repository.
         self._locks: dict[str, threading.RLock] = {}
         self._locks_lock = threading.Lock()
+        self._silent: dict[str, tuple[float, str]] = {}  # url -> (quiet until, monotonic; why)
 
     def _lock(self, url: str) -> threading.RLock:
         with self._locks_lock:
             return self._locks.setdefault(self._key(url), threading.RLock())
 
     def _env(self, url: str) -> dict[str, str]:
-        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
+        env = {
+            **os.environ,
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ASKPASS": "true",
+            "GIT_ALLOW_PROTOCOL": ALLOWED_PROTOCOLS,  # overrides protocol.allow and friends
+        }
         if self.token and url.startswith("https://"):
             basic = base64.b64encode(f"x-access-token:{self.token}".encode()).decode()
             env.update(
@@ -84,19 +107,36 @@ class GitCache:
     def _run(
         self, url: str, *args: str, cwd: Path | None = None, ok: tuple[int, ...] = (0,)
     ) -> subprocess.CompletedProcess[str]:
-        """Run git; a return code outside `ok` raises Temporary/PermanentError with stderr."""
-        try:
-            done = subprocess.run(
-                ["git", *args],
-                cwd=cwd,
-                env=self._env(url),
-                capture_output=True,
-                text=True,
-                timeout=GIT_TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise TemporaryError(f"git {args[0]} timed out after {GIT_TIMEOUT:.0f}s") from exc
+        """Run git; a return code outside `ok` raises Temporary/PermanentError with stderr.
+
+        A remote that never answers costs `timeout` seconds: git and its helpers
+        (git-remote-https, upload-pack) run in their own process group, and the whole group is
+        killed, not only `git` (its helper would otherwise hold the connection open)."""
+        timeout = LS_REMOTE_TIMEOUT if args[0] == "ls-remote" else GIT_TIMEOUT
+        if args[0] in _NETWORK and (silent := self._silent.get(url)) is not None:
+            left = silent[0] - time.monotonic()
+            if left > 0:
+                raise TemporaryError(f"{silent[1]}; not asked again for {left:.0f}s")
+        with subprocess.Popen(
+            ["git", *args],
+            cwd=cwd,
+            env=self._env(url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        ) as process:
+            try:
+                stdout, stderr = process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired as exc:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+                error = f"git {args[0]} {url}: timed out after {timeout:.0f}s"
+                if args[0] in _NETWORK:
+                    self._silent[url] = (time.monotonic() + QUIET_AFTER_TIMEOUT, error)
+                raise TemporaryError(error) from exc
+        done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
         if done.returncode not in ok:
             error = f"git {args[0]} {url}: {git_message(done.stderr)}"
             if any(t in done.stderr for t in TRANSIENT):
@@ -117,10 +157,32 @@ class GitCache:
     def _bare(self, url: str) -> Path:
         path = inside(self.root, "repos", self._key(url))
         if not (path / "HEAD").exists():
-            path.mkdir(parents=True, exist_ok=True)
-            self._git(url, "init", "--bare", "--quiet", "--end-of-options", str(path))
-            self._git(url, "remote", "add", "--end-of-options", "origin", url, cwd=path)
+            # Set up aside and renamed into place: a process killed half-way (init done,
+            # remote not added) must not leave a cache that fails every later fetch.
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".repo-", dir=path.parent))
+            try:
+                self._git(url, "init", "--bare", "--quiet", "--end-of-options", str(staging))
+                self._git(url, "remote", "add", "--end-of-options", "origin", url, cwd=staging)
+                if path.exists():  # an empty or half-made folder from an older version
+                    shutil.rmtree(path)
+                os.replace(staging, path)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
         return path
+
+    def _clear_stale_locks(self, repo: Path) -> None:
+        """Remove lock files older than any git of ours may live: a git killed by its timeout
+        or by a SIGKILL of the service leaves `<ref>.lock` behind, and git then refuses to
+        update that ref for ever ("cannot lock ref ... File exists")."""
+        horizon = time.time() - GIT_TIMEOUT - 60
+        names = ("packed-refs.lock", "shallow.lock", "config.lock", "HEAD.lock")
+        stale = [*(repo / name for name in names), *(repo / "refs").rglob("*.lock")]
+        for lock in stale:
+            with contextlib.suppress(FileNotFoundError):
+                if lock.stat().st_mtime < horizon:
+                    lock.unlink()
+                    log.warning("removed a stale git lock %s", lock)
 
     # --- what the repository says now
     def resolve_branch(self, url: str, branch: str) -> str:
@@ -131,7 +193,7 @@ class GitCache:
             sha, _, name = line.partition("\t")
             if name == ref:  # ls-remote patterns also match refs/heads/x/<ref>
                 return commit_id(sha, f"ls-remote {ref}")
-        raise PermanentError(f"branch {branch} not found in {url}")
+        raise BranchGone(f"branch {branch} not found in {url}")
 
     def remote_heads(self, url: str, branches: list[str]) -> dict[str, str]:
         """Where each of `branches` points on the remote now: one `git ls-remote` for all of
@@ -170,6 +232,7 @@ class GitCache:
             )
             if local.stdout.strip() == head:
                 return head
+        self._clear_stale_locks(repo)
         options = ["--unshallow"] if (repo / "shallow").exists() else []
         self._git(
             url,
@@ -277,6 +340,7 @@ class GitCache:
             return tree
         repo = self.bare(url)
         if not self.has_commit(url, commit):
+            self._clear_stale_locks(repo)
             self._git(
                 url, "fetch", "--quiet", "--no-tags", "--end-of-options", "origin", commit, cwd=repo
             )
@@ -295,7 +359,10 @@ class GitCache:
                 cwd=repo,
             )
             with tarfile.open(archive) as tar:
-                tar.extractall(staging / "src", filter="data")
+                try:
+                    tar.extractall(staging / "src", filter="data")
+                except tarfile.FilterError as exc:  # a link out of the tree, a device file
+                    raise PermanentError(f"commit {commit[:12]} of {url}: {exc}") from exc
             archive.unlink()
             os.replace(staging / "src", tree)
         finally:

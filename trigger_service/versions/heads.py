@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from trigger_service.errors import TriggerError
 from trigger_service.rules import BranchFacts, FactsFor, PipelineSpec
-from trigger_service.versions.git import GitCache
+from trigger_service.versions.git import BranchGone, GitCache
 
 Current = Callable[[str, str], str | None]
 
@@ -28,8 +28,13 @@ class BranchHeads:
     def facts(self, pipeline: PipelineSpec, branch: str) -> BranchFacts:
         """Raises TemporaryError (network) or PermanentError (no such branch or repository)."""
         url = pipeline.source.repository
-        head = self.git.fetch_branch(url, branch)
         current = self.current(pipeline.name, branch)
+        try:
+            head = self.git.fetch_branch(url, branch)
+        except BranchGone:
+            # Deleted between the push and this decision (a merged feature branch): no code
+            # to build, which is an answer, not a failure to dead-letter.
+            return BranchFacts(branch, "", current, "gone", ())
         relation = self.git.relation(url, current, head)
         changed: tuple[str, ...] | None = None
         if relation in ("ahead", "diverged"):

@@ -31,7 +31,7 @@ from trigger_service.errors import PermanentError
 from trigger_service.rules import PipelineSpec, VersionRequest
 from trigger_service.submit.base import Backend, VersionRef, VersionSpec
 from trigger_service.versions.compiling import Compiler, ProcessCompiler
-from trigger_service.versions.git import GitCache
+from trigger_service.versions.git import BranchGone, GitCache
 from trigger_service.versions.refs import branch_name, inside, is_short_id, version_name
 from trigger_service.versions.sandbox import Limits, ProcessSandbox
 
@@ -118,7 +118,10 @@ class VersionRegistry:
 
     def _head(self, pipeline: PipelineSpec, branch: str, event_id: str) -> Resolved:
         url = pipeline.source.repository
-        head = self.git.fetch_branch(url, branch)
+        try:
+            head = self.git.fetch_branch(url, branch)
+        except BranchGone as gone:  # deleted while the decision waited (debounce, queue)
+            raise NothingToBuild(f"branch {branch} no longer exists: {gone}") from gone
         current = self.current(pipeline.name, branch)
         relation = self.git.relation(url, current, head)
         if relation == "same":
