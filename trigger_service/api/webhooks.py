@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from trigger_service.api.intake import ByteBudget, read_body, unverified
@@ -77,9 +78,15 @@ async def _receive(name: str, request: Request, services: Services) -> Response:
     guard = _replays(request, services)
     earlier = guard.check(name, body, [event.id for event in parsed])
     if earlier is not None:
+        ids = list(earlier)
+        # The earlier delivery may still be waiting for its commit, or have failed (503): a
+        # 2xx for its ids is a promise only once they are stored.
+        if not await run_in_threadpool(services.inbox.all_stored, ids):
+            raise TemporaryError(
+                "an earlier delivery of this body is not stored yet; retry later", 5.0
+            )
         EVENTS_RECEIVED.labels(name, "duplicate").inc()
         log.info("%s delivery replays an earlier body: one event", name, extra={"source": name})
-        ids = list(earlier)
         answer = {"event_ids": ids, "accepted": [], "duplicates": ids, "duplicate": True}
         return JSONResponse({**answer, "replay": True}, status_code=200)
     try:
