@@ -30,7 +30,7 @@ from trigger_service.events import Event, utcnow
 from trigger_service.metrics import ALERTS_TRUNCATED, EVENTS_RECEIVED, REQUEST_SECONDS
 from trigger_service.service import Services
 from trigger_service.sources import SOURCES, truncated_groups
-from trigger_service.validation import checked_events
+from trigger_service.validation import checked_events, reads_rules
 
 router = APIRouter(tags=["webhooks"])
 log = logging.getLogger(__name__)
@@ -74,7 +74,11 @@ async def _receive(name: str, request: Request, services: Services) -> Response:
             raise Unauthorized(
                 f"the {name} route has no secret configured and refuses every request"
             )
-    parsed = checked_events(source.parse(headers, body, utcnow()), services.rules)
+    parsed = source.parse(headers, body, utcnow())
+    if reads_rules(parsed):
+        # Off the event loop: the file may have changed, and parsing a large rules file takes
+        # seconds (about 12 s for 1 MB of YAML here) that every other request would wait.
+        parsed = await run_in_threadpool(checked_events, parsed, services.rules)
     guard = _replays(request, services)
     earlier = guard.check(name, body, [event.id for event in parsed])
     if earlier is not None:
