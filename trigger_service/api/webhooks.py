@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -26,7 +27,7 @@ from trigger_service.errors import (
     TemporaryError,
     Unauthorized,
 )
-from trigger_service.events import Event, utcnow
+from trigger_service.events import Event, ManualSubject, utcnow
 from trigger_service.metrics import ALERTS_TRUNCATED, EVENTS_RECEIVED, REQUEST_SECONDS
 from trigger_service.service import Services
 from trigger_service.sources import SOURCES, truncated_groups
@@ -100,6 +101,8 @@ async def _receive(name: str, request: Request, services: Services) -> Response:
         raise
     new = [r.event_id for r in results if r.new]
     seen = [r.event_id for r in results if not r.new]
+    if seen and reads_rules(parsed):
+        await run_in_threadpool(_same_request, services, parsed, set(seen))
     EVENTS_RECEIVED.labels(name, "accepted" if new else "duplicate").inc()
     for event_id in new:
         log.info("event stored", extra={"event_id": event_id, "source": name})
@@ -109,6 +112,22 @@ async def _receive(name: str, request: Request, services: Services) -> Response:
         services.worker_wakeup()
         return JSONResponse(payload, status_code=202)
     return JSONResponse({**payload, "duplicate": True}, status_code=200)
+
+
+def _same_request(services: Services, parsed: list[Event], seen: set[str]) -> None:
+    """RejectedInput when an Idempotency-Key already stored stands for a different manual
+    request: answering "duplicate" would tell the person their new parameters will run."""
+    for event in parsed:
+        if event.id not in seen or not isinstance(event.subject, ManualSubject):
+            continue
+        stored = services.inbox.get_event(event.id)
+        if stored is None or not isinstance(stored.subject, ManualSubject):
+            continue
+        if replace(stored.subject, requested_by=None) != replace(event.subject, requested_by=None):
+            raise RejectedInput(
+                f"Idempotency-Key: {event.delivery_id!r:.80} was already used for a different "
+                "request (pipeline, version, params or reason differ); send a new key"
+            )
 
 
 def _warn_truncated(name: str, parsed: list[Event]) -> None:
