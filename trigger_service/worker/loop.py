@@ -214,13 +214,15 @@ class Worker:
 
     # --- background thread inside `serve`
     def start(self) -> None:
+        # Alive before the thread runs: a thread that dies at once must leave 0, not a 1 set
+        # after its death.
+        WORKER_ALIVE.set(1)
         self._thread = threading.Thread(target=self._run, name="worker", daemon=True)
         self._thread.start()
         if self.poller is not None:
             self.poller.start()
         for companion in self.companions:
             companion.start()
-        WORKER_ALIVE.set(1)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.poller is not None:
