@@ -283,7 +283,7 @@ def make_engine(url: str, timeout: float = 30.0) -> Engine:
         connect_args = {"connect_timeout": max(1, round(timeout))}
         if parsed.get_driver_name() != "psycopg":
             connect_args = {}
-        return create_engine(
+        pg_engine = create_engine(
             url,
             pool_pre_ping=True,
             pool_size=10,
@@ -291,6 +291,8 @@ def make_engine(url: str, timeout: float = 30.0) -> Engine:
             pool_timeout=timeout,
             connect_args=connect_args,
         )
+        event.listen(pg_engine, "connect", _durable_commits)
+        return pg_engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     # A pool as large as the request thread pool: an overflow connection is closed after use,
@@ -316,6 +318,20 @@ def make_engine(url: str, timeout: float = 30.0) -> Engine:
         cur.close()
 
     return engine
+
+
+def _durable_commits(dbapi_conn: Any, _record: Any) -> None:
+    """A server (or role, or database) set to `synchronous_commit = off` acknowledges a commit
+    before its WAL is flushed: a crash then loses events the senders had a 2xx for. This
+    session asks for the flush; stronger settings (remote_write, remote_apply) are kept."""
+    cur = dbapi_conn.cursor()
+    cur.execute("SHOW synchronous_commit")
+    row = cur.fetchone()
+    if row is not None and row[0] == "off":
+        cur.execute("SET synchronous_commit TO on")
+    cur.close()
+    if not dbapi_conn.autocommit:
+        dbapi_conn.commit()  # SHOW/SET opened a transaction; SET (not LOCAL) outlives it
 
 
 # SQLite has one writer at a time. Writers of this process queue on a lock (woken at once)

@@ -7,6 +7,7 @@ start_shutdown_watchdog(seconds)  os._exit(EXIT_HUNG) if the process still lives
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -52,3 +53,9 @@ class GracefulServer(uvicorn.Server):
             self._armed = True
             start_shutdown_watchdog(self.grace)
         super().handle_exit(sig, frame)
+        if fatal:
+            # Our own SIGTERM (end_process): uvicorn would raise it again after the shutdown
+            # and the process would die of the signal, which systemd counts as a clean stop
+            # (no restart). Forget it, so `serve` returns EXIT_WORKER_DIED instead.
+            with contextlib.suppress(ValueError, AttributeError):
+                self._captured_signals.remove(sig)

@@ -53,7 +53,7 @@ class RulesHolder:
         self.path = path
         self._lock = threading.Lock()
         self._rules = load_rules(path)  # a bad (or missing) file refuses the start, naming it
-        self._mtime = path.stat().st_mtime
+        self._mtime: float | None = path.stat().st_mtime
         self.reload_error: str | None = None
         RULES_RELOAD_OK.set(1)
         self.status = RulesStatus(path)
@@ -61,13 +61,17 @@ class RulesHolder:
 
     def __call__(self) -> Rules:
         try:
-            mtime = self.path.stat().st_mtime
-        except OSError:
-            return self._rules
+            mtime: float | None = self.path.stat().st_mtime
+        except OSError as exc:
+            # Deleted (or its folder gone): say so, and read whatever file appears next.
+            mtime = None
+            missing = f"{self.path}: cannot read: {exc.strerror or exc}"
         if mtime != self._mtime:
             with self._lock:
                 self._mtime = mtime
                 try:
+                    if mtime is None:
+                        raise RulesError([missing])
                     self._rules = load_rules(self.path)
                 except Exception as exc:  # no edit of a file may stop the worker
                     message = str(exc) if isinstance(exc, RulesError) else repr(exc)

@@ -14,6 +14,7 @@ nothing it refuses is stored, decided or run:
                                            parameters of the right type; returns the subject with
                                            converted parameters
     checked_events(events, rules)          the above for every manual event of a delivery
+    reads_rules(events)                    whether a delivery needs the rules at all (a manual one)
 """
 
 from __future__ import annotations
@@ -169,6 +170,11 @@ def manual_request(subject: ManualSubject, rules: Rules) -> ManualSubject:
     params = parameters(subject.params, pipeline.defaults, triggers[0].params, "params")
     text(subject.reason, "reason")
     return replace(subject, params=params)
+
+
+def reads_rules(events: list[Event]) -> bool:
+    """Whether checked_events(events, ...) needs the rules (a manual request among them)."""
+    return any(isinstance(event.subject, ManualSubject) for event in events)
 
 
 def checked_events(events: list[Event], rules: Callable[[], Rules]) -> list[Event]:

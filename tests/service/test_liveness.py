@@ -6,14 +6,18 @@ from __future__ import annotations
 import os
 import threading
 import time
+from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from tests.service.conftest import Build, FakeClock
 from tests.service.test_worker import data_event
+from trigger_service import service as service_module
 from trigger_service.api import create_app
 from trigger_service.database import events
+from trigger_service.rules.model import Rules
 
 
 def alias_bomb() -> str:
@@ -70,3 +74,63 @@ def test_a_dead_worker_thread_fails_readiness_and_ends_the_process(build: Build)
         assert "worker thread died" in answer.json()["checks"]["worker"]
         assert metric("trigger_worker_alive") == 0
     assert "SystemExit" in reasons[0]
+
+
+def test_a_deleted_rules_file_keeps_the_old_rules_and_readiness_says_so(
+    build: Build, clock: FakeClock
+) -> None:
+    services = build()
+    path = services.settings.rules_path
+    good = path.read_text()
+    path.unlink()
+    services.inbox.store([data_event(clock, "songs/a.csv")])
+    services.worker.run_until_idle()
+    with services.engine.connect() as conn:
+        assert conn.execute(events.select()).one().status == "decided"  # the previous rules
+    ready, checks = services.readiness(worker_expected=False)
+    assert ready and "cannot read" in checks["rules"] and str(path) in checks["rules"]
+
+    path.write_text(good)  # put back (whatever its mtime): read again, the warning goes
+    services.rules()
+    assert "rules" not in services.readiness(worker_expected=False)[1]
+
+
+def test_a_slow_rules_reload_does_not_stop_other_requests(
+    build: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = build()
+    release = threading.Event()
+    original = service_module.load_rules
+
+    def slow_load(path: Path) -> Rules:
+        release.wait(20)  # a large file: ~12 s of YAML parsing for 1 MB on this machine
+        return original(path)
+
+    monkeypatch.setattr(service_module, "load_rules", slow_load)
+    path = services.settings.rules_path
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    answers: dict[str, int] = {}
+    with TestClient(create_app(services, start_worker=False)) as client:
+
+        def manual() -> None:
+            answers["trigger"] = client.post(
+                "/trigger",
+                json={"pipeline": "songs"},
+                headers={"Authorization": "Bearer manual-token"},
+            ).status_code
+
+        def health() -> None:
+            answers["healthz"] = client.get("/healthz").status_code
+
+        trigger = threading.Thread(target=manual)
+        trigger.start()
+        time.sleep(0.5)  # the manual request is now inside the reload
+        probe = threading.Thread(target=health)
+        probe.start()
+        probe.join(5)
+        answered_during_reload = "healthz" in answers
+        release.set()
+        trigger.join(20)
+        probe.join(5)
+    assert answered_during_reload, "the event loop waited for the rules reload"
+    assert answers == {"healthz": 200, "trigger": 202}

@@ -10,6 +10,8 @@ from tests.service.conftest import Build, FakeClock
 from tests.support.github import DOCS_PUSH, signature
 from trigger_service.api import create_app
 from trigger_service.api.replay import ReplayGuard
+from trigger_service.events import utcnow
+from trigger_service.sources import SOURCES
 
 BODY = json.dumps(DOCS_PUSH).encode()
 
@@ -78,3 +80,24 @@ def test_a_body_whose_store_failed_is_forgotten() -> None:
     assert guard.check("github", b"a", ["e2"]) is None
     assert guard.check("github", b"b", ["e4"]) is None  # over max_entries: the oldest goes
     assert guard.check("gitea", b"a", ["e9"]) is None
+
+
+def test_a_replay_of_a_body_not_stored_yet_is_503_not_a_promise(build: Build) -> None:
+    # The first delivery of BODY passed the guard and is still waiting for its commit (or its
+    # store failed, answered 503 and was never retried): its ids are not in the inbox.
+    services = build()
+    headers = {"x-github-event": "push", "x-github-delivery": "d-1"}
+    (first,) = SOURCES["github"].parse(headers, BODY, utcnow())
+    app = create_app(services, start_worker=False)
+    app.state.replay_guard = ReplayGuard(300, services.clock)
+    assert app.state.replay_guard.check("github", BODY, [first.id]) is None
+    with TestClient(app) as client:
+        status, answer = deliver(client, "d-2")
+        assert status == 503, answer
+        assert "not stored yet" in answer["error"]
+        assert services.inbox.depth()["pending"] == 0
+
+        services.inbox.store([first])  # the first delivery commits: now a replay is a 200
+        status, answer = deliver(client, "d-2")
+        assert status == 200 and answer["replay"] is True
+        assert answer["event_ids"] == [first.id]

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from trigger_service.api.intake import ByteBudget, read_body, unverified
@@ -26,11 +28,11 @@ from trigger_service.errors import (
     TemporaryError,
     Unauthorized,
 )
-from trigger_service.events import Event, utcnow
+from trigger_service.events import Event, ManualSubject, utcnow
 from trigger_service.metrics import ALERTS_TRUNCATED, EVENTS_RECEIVED, REQUEST_SECONDS
 from trigger_service.service import Services
 from trigger_service.sources import SOURCES, truncated_groups
-from trigger_service.validation import checked_events
+from trigger_service.validation import checked_events, reads_rules
 
 router = APIRouter(tags=["webhooks"])
 log = logging.getLogger(__name__)
@@ -74,13 +76,23 @@ async def _receive(name: str, request: Request, services: Services) -> Response:
             raise Unauthorized(
                 f"the {name} route has no secret configured and refuses every request"
             )
-    parsed = checked_events(source.parse(headers, body, utcnow()), services.rules)
+    parsed = source.parse(headers, body, utcnow())
+    if reads_rules(parsed):
+        # Off the event loop: the file may have changed, and parsing a large rules file takes
+        # seconds (about 12 s for 1 MB of YAML here) that every other request would wait.
+        parsed = await run_in_threadpool(checked_events, parsed, services.rules)
     guard = _replays(request, services)
     earlier = guard.check(name, body, [event.id for event in parsed])
     if earlier is not None:
+        ids = list(earlier)
+        # The earlier delivery may still be waiting for its commit, or have failed (503): a
+        # 2xx for its ids is a promise only once they are stored.
+        if not await run_in_threadpool(services.inbox.all_stored, ids):
+            raise TemporaryError(
+                "an earlier delivery of this body is not stored yet; retry later", 5.0
+            )
         EVENTS_RECEIVED.labels(name, "duplicate").inc()
         log.info("%s delivery replays an earlier body: one event", name, extra={"source": name})
-        ids = list(earlier)
         answer = {"event_ids": ids, "accepted": [], "duplicates": ids, "duplicate": True}
         return JSONResponse({**answer, "replay": True}, status_code=200)
     try:
@@ -90,6 +102,8 @@ async def _receive(name: str, request: Request, services: Services) -> Response:
         raise
     new = [r.event_id for r in results if r.new]
     seen = [r.event_id for r in results if not r.new]
+    if seen and reads_rules(parsed):
+        await run_in_threadpool(_same_request, services, parsed, set(seen))
     EVENTS_RECEIVED.labels(name, "accepted" if new else "duplicate").inc()
     for event_id in new:
         log.info("event stored", extra={"event_id": event_id, "source": name})
@@ -99,6 +113,22 @@ async def _receive(name: str, request: Request, services: Services) -> Response:
         services.worker_wakeup()
         return JSONResponse(payload, status_code=202)
     return JSONResponse({**payload, "duplicate": True}, status_code=200)
+
+
+def _same_request(services: Services, parsed: list[Event], seen: set[str]) -> None:
+    """RejectedInput when an Idempotency-Key already stored stands for a different manual
+    request: answering "duplicate" would tell the person their new parameters will run."""
+    for event in parsed:
+        if event.id not in seen or not isinstance(event.subject, ManualSubject):
+            continue
+        stored = services.inbox.get_event(event.id)
+        if stored is None or not isinstance(stored.subject, ManualSubject):
+            continue
+        if replace(stored.subject, requested_by=None) != replace(event.subject, requested_by=None):
+            raise RejectedInput(
+                f"Idempotency-Key: {event.delivery_id!r:.80} was already used for a different "
+                "request (pipeline, version, params or reason differ); send a new key"
+            )
 
 
 def _warn_truncated(name: str, parsed: list[Event]) -> None:

@@ -435,6 +435,14 @@ class Inbox:
             ).scalars()
             return {**event_row_dict(row), "decisions": list(decided)}
 
+    def all_stored(self, event_ids: Sequence[str]) -> bool:
+        """True when every id in `event_ids` is a committed event."""
+        with _unavailable_as_temporary(), self.engine.connect() as conn:
+            found = conn.execute(
+                select(func.count()).select_from(events).where(events.c.id.in_(list(event_ids)))
+            ).scalar_one()
+        return int(found) == len(set(event_ids))
+
     def get_event(self, event_id: str) -> Event | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(events).where(events.c.id == event_id)).first()
