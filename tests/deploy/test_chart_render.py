@@ -371,3 +371,20 @@ def test_prod_runs_probed_and_scraped_workers() -> None:
         for r in g["rules"]
     }
     assert alerts["TriggerWorkerDown"]["expr"] == f'absent(up{{job="{WORKER_NAME}"}} == 1)'
+
+
+def test_compile_job_rights_only_when_rbac_compile_jobs_asks() -> None:
+    """The Job compiler's rights (create/get/delete its Job, list pods, read their log, as
+    trigger_service/versions/k8s_compile.py calls them) are granted by `rbac.compileJobs` alone;
+    without it the Role stays the KFP Role test_rbac_is_least_privilege checks."""
+    compile_rules = [
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "delete"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+        {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    ]
+    sets = ("settings.backend=kfp", "modelServer.kind=none")
+    without = one(helm_render("songs", (), sets), "Role", SERVICE_NAME)["rules"]
+    granted = one(helm_render("songs", (), (*sets, "rbac.compileJobs=true")), "Role", SERVICE_NAME)
+    assert not [r for r in without if r in compile_rules]
+    assert granted["rules"] == without + compile_rules
+    assert not find(helm_render("songs", (), (*sets, "rbac.compileJobs=true")), "ClusterRole")
