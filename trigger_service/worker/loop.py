@@ -226,6 +226,8 @@ class Worker:
 
     # --- background thread inside `serve`
     def start(self) -> None:
+        # Alive before the thread runs: a thread that dies at once sets 0 after this, not before.
+        WORKER_ALIVE.set(1)
         self._thread = threading.Thread(target=self._run, name="worker", daemon=True)
         self._thread.start()
         if self.poller is not None:
@@ -234,7 +236,6 @@ class Worker:
             companion.start()
         if self.outbox is not None:
             self.outbox.start()
-        WORKER_ALIVE.set(1)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.poller is not None:
