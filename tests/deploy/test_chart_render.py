@@ -371,3 +371,27 @@ def test_prod_runs_probed_and_scraped_workers() -> None:
         for r in g["rules"]
     }
     assert alerts["TriggerWorkerDown"]["expr"] == f'absent(up{{job="{WORKER_NAME}"}} == 1)'
+
+
+def test_compile_job_rights_only_when_rbac_compile_jobs_asks() -> None:
+    """The Job compiler's rights (create/get/delete its Job, list pods, read their log, as
+    trigger_service/versions/k8s_compile.py calls them) are granted by `rbac.compileJobs` alone,
+    in a Role of their own; the KFP Role stays the one test_rbac_is_least_privilege checks."""
+    compile_rules = [
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "delete"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+        {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    ]
+    sets = ("settings.backend=kfp", "modelServer.kind=none")
+    plain = helm_render("songs", (), sets)
+    asked = helm_render("songs", (), (*sets, "rbac.compileJobs=true"))
+    without = one(plain, "Role", SERVICE_NAME)["rules"]
+    assert not [r for r in without if r in compile_rules]
+    assert not find(plain, "Role", f"{SERVICE_NAME}-compile")
+    # The KFP Role is untouched; the Job rights come in a Role (and binding) of their own.
+    assert one(asked, "Role", SERVICE_NAME)["rules"] == without
+    assert one(asked, "Role", f"{SERVICE_NAME}-compile")["rules"] == compile_rules
+    assert one(asked, "RoleBinding", f"{SERVICE_NAME}-compile")["roleRef"]["name"] == (
+        f"{SERVICE_NAME}-compile"
+    )
+    assert not find(asked, "ClusterRole")

@@ -202,12 +202,17 @@ def test_the_installed_entry_point_reads_flags_and_refuses_a_bad_token(
 
 
 def test_every_option_of_every_command_has_a_help_text() -> None:
+    def without_help(parser: argparse.ArgumentParser, path: str) -> list[str]:
+        found = []
+        for action in parser._actions:
+            if not action.help:
+                found.append(f"{path} {action.dest}")
+            if isinstance(action, argparse._SubParsersAction):  # nested commands too
+                for name, command in action.choices.items():
+                    found += without_help(command, f"{path} {name}")
+        return found
+
     parser = build_parser()
     (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    missing = [
-        f"{name} {action.dest}"
-        for name, command in sub.choices.items()
-        for action in command._actions
-        if not action.help
-    ]
+    missing = [m for name, command in sub.choices.items() for m in without_help(command, name)]
     assert not missing, missing

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -24,13 +24,24 @@ class RulesStatus:
     path: Path
     sha256: str | None = None  # of the content loaded
     loaded_at: float | None = None
-    commit: str | None = None  # the last git commit of the file, when it is in a work tree
     last_refused: Refusal | None = None
+    # The file's commit is asked of git only when someone reads it (GET /rules, the console):
+    # loading rules or handling a webhook starts no git process.
+    _commit: str | None = field(default=None, repr=False)
+    _commit_known: bool = field(default=False, repr=False)
+
+    @property
+    def commit(self) -> str | None:
+        """The last git commit of the loaded file, when it is in a work tree; else None."""
+        if not self._commit_known:
+            self._commit = _commit(self.path)
+            self._commit_known = True
+        return self._commit
 
     def loaded(self, now: float) -> None:
         self.sha256 = _sha256(self.path)
         self.loaded_at = now
-        self.commit = _commit(self.path)
+        self._commit_known = False  # asked again on the next read
         # last_refused is kept: a refusal stays visible after a later good edit, as history.
 
     def refused(self, now: float, error: str) -> None:
