@@ -14,7 +14,7 @@ from tests.gitops.rules import gitops_rules
 from tests.support.gitops import GitOpsService, push_payload
 from tests.support.repo import GitRepo
 
-CASES = Path("/work/shared/cases")
+CASES = Path(__file__).resolve().parents[1] / "fixtures" / "cases"
 OPTION = "--upload-pack=touch /tmp/upload-pack-ran;#"
 
 

@@ -176,7 +176,14 @@ def test_a_commit_list_capped_at_20_does_not_hide_a_pipeline_change(
     listed = [
         {"id": sha, "added": [], "modified": ["docs/n.md"], "removed": []} for sha in commits[-20:]
     ]
-    body = json.loads(Path("/work/shared/cases/gitlab-system-hook-push.json").read_text()) | {
+    body = json.loads(
+        (
+            Path(__file__).resolve().parents[1]
+            / "fixtures"
+            / "cases"
+            / "gitlab-system-hook-push.json"
+        ).read_text()
+    ) | {
         "before": base,
         "after": commits[-1],
         "commits": listed,

@@ -12,7 +12,7 @@ import pytest
 from tests.support.gitops import GitOpsService, push_payload
 from tests.support.repo import GitRepo, rules_text
 
-CASES = Path("/work/shared/cases")
+CASES = Path(__file__).resolve().parents[1] / "fixtures" / "cases"
 LIMIT = 25 * 1024 * 1024
 
 

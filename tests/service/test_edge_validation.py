@@ -14,7 +14,7 @@ from tests.support.repo import GitRepo
 from trigger_service.api import create_app
 from trigger_service.service import Services
 
-CASES = Path(__file__).resolve().parents[2].parent / "shared" / "cases"
+CASES = Path(__file__).resolve().parents[1] / "fixtures" / "cases"
 AUTH = {"Authorization": "Bearer manual-token"}
 
 
