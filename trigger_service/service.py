@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -55,6 +56,7 @@ class RulesHolder:
         self._rules = load_rules(path)  # a bad (or missing) file refuses the start, naming it
         self._mtime: float | None = path.stat().st_mtime
         self.reload_error: str | None = None
+        self._reloader: threading.Thread | None = None
         RULES_RELOAD_OK.set(1)
         self.status = RulesStatus(path)
         self.status.loaded(time.time())
@@ -67,7 +69,16 @@ class RulesHolder:
             mtime = None
             missing = f"{self.path}: cannot read: {exc.strerror or exc}"
         if mtime != self._mtime:
+            if _on_event_loop():
+                # Parsing a large file takes seconds that every request would wait: a thread
+                # reloads, and this caller gets the rules in force until it is done.
+                if self._reloader is None or not self._reloader.is_alive():
+                    self._reloader = threading.Thread(target=self, name="rules-reload", daemon=True)
+                    self._reloader.start()
+                return self._rules
             with self._lock:
+                if mtime == self._mtime:  # another caller reloaded it while this one waited
+                    return self._rules
                 self._mtime = mtime
                 try:
                     if mtime is None:
@@ -122,6 +133,14 @@ def build_outbox(
         clock=clock,
     )
     return sender, reports, registrar
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def make_backend(settings: Settings) -> Backend:

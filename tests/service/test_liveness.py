@@ -134,3 +134,35 @@ def test_a_slow_rules_reload_does_not_stop_other_requests(
         probe.join(5)
     assert answered_during_reload, "the event loop waited for the rules reload"
     assert answers == {"healthz": 200, "trigger": 202}
+
+
+def test_a_read_meeting_a_changed_file_answers_with_the_rules_in_force(
+    build: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = build()
+    release, loads = threading.Event(), []
+    original = service_module.load_rules
+
+    def slow_load(path: Path) -> Rules:
+        loads.append(path)
+        release.wait(20)
+        return original(path)
+
+    monkeypatch.setattr(service_module, "load_rules", slow_load)
+    path = services.settings.rules_path
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    with TestClient(create_app(services, start_worker=False)) as client:
+        started = time.monotonic()
+        answer = client.get("/pipelines")  # an async route: the event loop's own thread
+        took = time.monotonic() - started
+        assert answer.status_code == 200 and took < 5, took
+        deadline = time.monotonic() + 5
+        while not loads and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert loads == [path]  # the reload runs, in its own thread
+        assert client.get("/healthz").status_code == 200
+        release.set()
+    reloader = services.rules._reloader
+    assert reloader is not None
+    reloader.join(10)
+    assert services.rules.reload_error is None
