@@ -133,9 +133,10 @@ def test_a_malicious_compile_finds_none_of_the_services_secrets(
     everything = json.dumps(report)
     for value in [*SECRETS.values(), *FILE_SECRETS.values()]:
         assert value not in everything
-    # The probe did run and did look: the (world-readable) secret files read as empty, and
-    # /proc shows no process but its own.
-    assert all(report["found"][path] == "" for path in files.values())
+    # The probe did run and did look: the (world-readable) secret files read as empty (or, under
+    # a masked /tmp, as missing), and /proc shows no process but its own.
+    for path in files.values():
+        assert report["found"].get(path) == "" or path in report["refused"]
     assert str(service_pid) not in report["pids"]
     assert report["pids"] == ["1"]  # alone in its PID namespace
     assert report["uid"] == (65534 if os.geteuid() == 0 else 0)
@@ -258,3 +259,174 @@ def test_each_mode_sets_the_limits(tmp_path: Path, mode: Mode) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(output) == [17, 1024**3, 99]
+
+
+needs_namespaces = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or not _namespaces_work(),
+    reason="unshare cannot create namespaces on this machine",
+)
+
+SOCKET_PROBE = """
+import json, os, socket, sys
+report = {"tmp": sorted(os.listdir("/tmp")), "run": sorted(os.listdir("/run"))}
+try:
+    client = socket.socket(socket.AF_UNIX)
+    client.settimeout(5)
+    client.connect(sys.argv[1])
+    client.sendall(b"probe")
+    report["socket"] = client.recv(10).decode()
+except OSError as exc:
+    report["socket"] = "refused: " + exc.strerror
+open("{output_dir}/report", "w").write(json.dumps(report))
+"""
+
+
+@needs_namespaces
+@pytest.mark.parametrize("mode", ["plain", "namespaces"])
+def test_unix_sockets_and_scratch_folders_are_out_of_reach(tmp_path: Path, mode: Mode) -> None:
+    """A read-only mount does not stop connect() on a Unix socket (a database's, a container
+    runtime's): /tmp, /run, /var/tmp and /dev/shm are empty to the child. Plain mode is the
+    control: there the same probe reaches the socket."""
+    import socket
+    import threading
+
+    folder = Path(tempfile.mkdtemp(prefix="trigger-socket-", dir="/tmp"))
+    folder.chmod(0o755)
+    path = folder / "service.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    path.chmod(0o777)
+    server.listen(1)
+    heard: list[bytes] = []
+
+    def answer() -> None:
+        try:
+            conn, _ = server.accept()
+            heard.append(conn.recv(10))
+            conn.sendall(b"pong")
+            conn.close()
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    try:
+        result, output = ProcessSandbox(Limits(wall_seconds=60), mode=mode).run(
+            [sys.executable, "-c", SOCKET_PROBE, str(path)], tree, "report"
+        )
+    finally:
+        server.close()
+        shutil.rmtree(folder)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(output)
+    if mode == "plain":
+        assert report["socket"] == "pong" and heard == [b"probe"]
+        return
+    assert report["socket"].startswith("refused"), report
+    assert heard == []
+    assert [name for name in report["tmp"] if not name.startswith("trigger-sandbox-")] == []
+    assert len(report["tmp"]) == 1  # its own work folder only
+    assert report["run"] in ([], ["mount"])  # util-linux's own state, in the fresh tmpfs
+
+
+@needs_namespaces
+def test_the_services_data_is_hidden_from_a_compile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The git cache (every tracked repository), the SQLite store and the local backend's
+    folders, world-readable as a default umask leaves them, read as missing or empty."""
+    from trigger_service.settings import Settings
+    from trigger_service.versions.compiling import ProcessCompiler, make_compiler
+
+    home = Path(tempfile.mkdtemp(prefix="trigger-data-"))  # outside pytest's 0700 tmp
+    try:
+        home.chmod(0o755)
+        var = home / "var"
+        for name in ("git-cache/trees/other", "runs", "data", "models"):
+            (var / name).mkdir(parents=True)
+        planted = {
+            var / "git-cache/trees/other/private.py": "other-team-code-4d1c",
+            var / "runs/run.log": "run-log-8e2a",
+            var / "data/songs.csv": "training-data-19b7",
+            var / "models/model.onnx": "model-bytes-6f0d",
+            var / "trigger.db": "event-payloads-a3c5",
+            var / "trigger.db-wal": "event-wal-77e0",
+        }
+        for path, text in planted.items():
+            path.write_text(text)
+            path.chmod(0o644)
+        monkeypatch.chdir(home)  # relative settings resolve against the service's folder
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            backend="shadow",
+            compile_sandbox="namespaces",
+            database_url="sqlite:///./var/trigger.db",
+            git_cache_dir=Path("var/git-cache"),
+            runs_dir=Path("var/runs"),
+            data_dir=Path("var/data"),
+            models_root=Path("var/models"),
+        )
+        compiler = make_compiler(settings)
+        assert isinstance(compiler, ProcessCompiler)
+        tree = tmp_path / "tree"
+        tree.mkdir()
+        script = (
+            "import json, sys\n"
+            "def read(p):\n"
+            "    try:\n"
+            "        return open(p).read()\n"
+            "    except OSError as exc:\n"
+            "        return exc.strerror\n"
+            "open('{output_dir}/r', 'w').write(json.dumps([read(p) for p in sys.argv[1:]]))"
+        )
+        result, output = compiler.sandbox.run(
+            [sys.executable, "-c", script, *map(str, planted)], tree, "r"
+        )
+    finally:
+        shutil.rmtree(home)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(output)
+    assert len(seen) == len(planted)
+    for text in planted.values():
+        assert text not in json.dumps(seen)
+
+
+@needs_namespaces
+def test_processes_and_file_sizes_are_limited(tmp_path: Path) -> None:
+    """A fork bomb or a 10 GB file would reach the host: RLIMIT_NPROC and RLIMIT_FSIZE stop
+    them inside the namespace."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    script = """
+import json, os, time
+forked = 0
+for _ in range(60):
+    try:
+        pid = os.fork()
+    except OSError:
+        break
+    if pid == 0:
+        time.sleep(2)
+        os._exit(0)
+    forked += 1
+written = 0
+try:
+    with open(os.path.join(os.environ["HOME"], "big"), "wb") as handle:
+        for _ in range(8):
+            handle.write(b"x" * (1 << 20))
+            written += 1
+except OSError as exc:
+    error = exc.strerror
+open("{output_dir}/r", "w").write(json.dumps({"forked": forked, "mb": written, "error": error}))
+"""
+    limits = Limits(wall_seconds=60, processes=20, file_bytes=3 * (1 << 20))
+    result, output = ProcessSandbox(limits, mode="namespaces").run(
+        [sys.executable, "-c", script], tree, "r"
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(output)
+    assert 0 < report["forked"] < 20
+    assert report["mb"] == 3
+    assert report["error"] == "File too large"

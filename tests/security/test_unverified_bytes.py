@@ -72,3 +72,39 @@ def test_unverified_bodies_share_one_budget(service: ServiceProcess) -> None:
     # The stalled request's bytes went back to the budget: a full body is read and checked.
     with start_post(service, declared=200 * KB, sent=200 * KB) as third:
         assert status_of(third) == 401
+
+
+def raw_post(service: ServiceProcess, path: str, head: str, body: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", service.port), timeout=15)
+    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode() + body)
+    return sock
+
+
+@pytest.mark.parametrize("path", ["/explain", "/triggers/by-hand/pause", "/events/x/replay"])
+def test_routes_behind_a_token_bound_the_body_before_the_token_check(
+    service: ServiceProcess, path: str
+) -> None:
+    """FastAPI parses a JSON body before a route's token check: without the BodyLimit
+    middleware an unauthenticated 200 MB body to /explain was read whole (720 MB of RSS)."""
+    declared = f"Content-Type: application/json\r\nContent-Length: {100 * 1024 * KB}\r\n"
+    with raw_post(service, path, declared, b"{") as sock:
+        assert status_of(sock) == 413  # refused on the header, before a byte more is read
+    chunked = "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+    chunk = b"%x\r\n%s\r\n" % (100 * KB, b" " * (100 * KB))
+    with raw_post(service, path, chunked, chunk * 3) as sock:
+        assert status_of(sock) == 413  # 300 kB streamed, over the 200 kB limit
+    started = time.monotonic()
+    stalled = f"Content-Type: application/json\r\nContent-Length: {10 * KB}\r\n"
+    with raw_post(service, path, stalled, b"{") as sock:
+        assert status_of(sock) == 408
+    assert time.monotonic() - started < 8
+    with start_post(service, declared=200 * KB, sent=190 * KB) as holder:
+        time.sleep(0.5)  # a webhook body holds 190 kB of the 300 kB budget
+        with raw_post(service, path, f"Content-Length: {150 * KB}\r\n", b" " * 150 * KB) as sock:
+            assert status_of(sock) == 503
+        assert status_of(holder) == 408
+    # A small body passes through to the route, which still wants its token.
+    with raw_post(
+        service, path, "Content-Type: application/json\r\nContent-Length: 2\r\n", b"{}"
+    ) as sock:
+        assert status_of(sock) == 401

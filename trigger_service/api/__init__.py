@@ -18,6 +18,7 @@ from trigger_service.api import (
     reads,
     webhooks,
 )
+from trigger_service.api.body_limit import BodyLimit
 from trigger_service.api.deadline import RequestDeadline
 from trigger_service.lifecycle import end_process
 from trigger_service.service import Services
@@ -55,6 +56,12 @@ def create_app(services: Services, start_worker: bool | None = None) -> FastAPI:
     app.state.services = services
     app.state.worker_expected = run_worker
     app.add_middleware(RequestDeadline, seconds=services.settings.request_timeout_seconds)
+    app.add_middleware(
+        BodyLimit,
+        limit=services.settings.max_body_bytes,
+        timeout=services.settings.body_timeout_seconds,
+        budget_bytes=services.settings.max_unverified_bytes,
+    )
     errors.install(app)
     openapi.install(app)
     for module in (webhooks, reads, explain, health, operator, promote):

@@ -18,6 +18,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 
@@ -43,6 +44,14 @@ class ByteBudget:
     def give_back(self, size: int) -> None:
         self.held -= size
         UNVERIFIED_BYTES.set(self.held)
+
+
+def shared_budget(state: Any, limit: int) -> ByteBudget:
+    """The application's one budget of unverified bytes, kept on `state` (made on first use)."""
+    budget: ByteBudget | None = getattr(state, "unverified_bytes", None)
+    if budget is None:
+        budget = state.unverified_bytes = ByteBudget(limit)
+    return budget
 
 
 @dataclass

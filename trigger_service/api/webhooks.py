@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from trigger_service.api.intake import ByteBudget, read_body, unverified
+from trigger_service.api.intake import ByteBudget, read_body, shared_budget, unverified
 from trigger_service.api.openapi import WEBHOOK_RESPONSES, request_body
 from trigger_service.api.replay import ReplayGuard
 from trigger_service.errors import (
@@ -146,11 +146,7 @@ def _warn_truncated(name: str, parsed: list[Event]) -> None:
 
 def _budget(request: Request, limit: int) -> ByteBudget:
     """The application's one budget of unverified bytes (made on first use)."""
-    state = request.app.state
-    budget: ByteBudget | None = getattr(state, "unverified_bytes", None)
-    if budget is None:
-        budget = state.unverified_bytes = ByteBudget(limit)
-    return budget
+    return shared_budget(request.app.state, limit)
 
 
 def _replays(request: Request, services: Services) -> ReplayGuard:

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Protocol
 
+from sqlalchemy.engine import make_url
+
 from trigger_service.errors import PermanentError
 from trigger_service.rules import PipelineSpec
 from trigger_service.settings import Settings
@@ -71,6 +73,23 @@ def secret_paths(settings: Settings) -> list[Path]:
     return [Path(p) for p in paths]
 
 
+def private_paths(settings: Settings) -> list[Path]:
+    """What a compile must not read beside the secrets: the service's data. The git cache holds
+    every tracked repository (another team's private code), the store every event, the runs,
+    data and models folders the local backend's work."""
+    paths = [
+        settings.git_cache_dir,
+        settings.runs_dir,
+        settings.data_dir,
+        settings.models_root,
+    ]
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        db = Path(url.database)
+        paths += [db, *(db.with_name(db.name + end) for end in ("-wal", "-shm", "-journal"))]
+    return [*secret_paths(settings), *paths]
+
+
 def make_compiler(settings: Settings) -> Compiler:
     sandbox = settings.compile_sandbox
     if sandbox == "kubernetes" or (sandbox == "auto" and settings.backend == "kfp"):
@@ -85,4 +104,4 @@ def make_compiler(settings: Settings) -> Compiler:
     mode: Mode = (
         "plain" if sandbox == "plain" else "namespaces" if sandbox == "namespaces" else "auto"
     )
-    return ProcessCompiler(ProcessSandbox(limits, secret_paths(settings), mode))
+    return ProcessCompiler(ProcessSandbox(limits, private_paths(settings), mode))

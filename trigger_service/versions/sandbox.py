@@ -66,6 +66,10 @@ class Limits:
     cpu_seconds: int = 120
     memory_bytes: int = 2 * 1024**3
     open_files: int = 256
+    # namespaces mode only: processes (threads included) of the child's user, and bytes per file
+    # written (SIGXFSZ beyond). A fork bomb or a huge file would otherwise reach the host.
+    processes: int = 256
+    file_bytes: int = MAX_OUTPUT_BYTES
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ cfg = json.loads(sys.argv[1])
 def mount(*args):
     subprocess.run(["mount", *args], check=True, stdout=subprocess.DEVNULL)
 mount("--make-rprivate", "/")
+mount("--bind", cfg["work"], cfg["work"])  # a mount point of its own: moved below
 for path in cfg["hide"]:
     if os.path.isdir(path):
         mount("-t", "tmpfs", "-o", "size=4k,mode=000", "tmpfs", path)
@@ -100,19 +105,31 @@ for i, path in enumerate(cfg["keep"]):
     os.mkdir(spot)
     mount("--bind", path, spot)
     staged.append((spot, path))
+# Shared scratch folders (/tmp, /run, ...) hold other programs' files and Unix sockets, which a
+# read-only mount does not stop anyone from connecting to: each becomes an empty tmpfs. The
+# work folder lies under /tmp, so it waits in the fresh /run while /tmp is masked.
+stage = cfg["stage"]
+if stage:
+    mount("-t", "tmpfs", "-o", "size=1m,mode=755", "tmpfs", os.path.dirname(stage))
+    os.mkdir(stage)
+    mount("--move", cfg["work"], stage)
 for path in cfg["mask"]:
     mount("-t", "tmpfs", "-o", "size=1m,mode=755", "tmpfs", path)
+if stage:
+    os.makedirs(cfg["work"], exist_ok=True)
+    mount("--move", stage, cfg["work"])
+    os.rmdir(stage)
 for spot, path in staged:
     os.makedirs(path, exist_ok=True)
     mount("--move", spot, path)
-mount("--bind", cfg["work"], cfg["work"])
 points = [line.split()[1] for line in open("/proc/self/mounts")]
 for point in reversed(points):
     point = point.replace("\\040", " ")
     if point != cfg["work"]:
         subprocess.run(["mount", "-o", "remount,bind,ro", point], stderr=subprocess.DEVNULL)
 for kind, value in ((resource.RLIMIT_CPU, cfg["cpu"]), (resource.RLIMIT_AS, cfg["memory"]),
-                    (resource.RLIMIT_NOFILE, cfg["files"])):
+                    (resource.RLIMIT_NOFILE, cfg["files"]), (resource.RLIMIT_NPROC, cfg["procs"]),
+                    (resource.RLIMIT_FSIZE, cfg["file_bytes"])):
     resource.setrlimit(kind, (value, value))
 libc = ctypes.CDLL(None, use_errno=True)
 if cfg["uid"] is not None:
@@ -199,6 +216,19 @@ class ProcessSandbox:
             home = Path("/")
         masked = home != Path("/") and home.is_dir() and not work.is_relative_to(home)
         mask = [str(home)] if masked else []
+        # Scratch folders are masked whole. The one holding `work` (/tmp) only when /run is
+        # there to stage it in (the init masks /run itself, first).
+        scratch = _scratch_folders()
+        holder = next((f for f in scratch if work.is_relative_to(f)), None)
+        run = Path("/run")
+        stage = "/run/.trigger-work" if holder not in (None, run) and run in scratch else None
+        covered = [Path(m) for m in mask] + ([run] if stage else [])
+        for folder in scratch:
+            if (folder == holder and stage is None) or (folder == run and stage):
+                continue
+            if not any(folder.is_relative_to(c) for c in covered):
+                mask.append(str(folder))
+                covered.append(folder)
         # The interpreter may live under the masked home (pyenv): keep its prefixes visible.
         keep = sorted(
             {
@@ -210,12 +240,15 @@ class ProcessSandbox:
         config = {
             "work": str(work),
             "cwd": str(src),
-            "hide": [str(Path(p).resolve()) for p in self.hidden if Path(p).exists()],
+            "hide": _hideable(self.hidden, [work, Path(sys.prefix), Path(sys.base_prefix)]),
             "keep": _outermost(keep),
             "mask": mask,
+            "stage": stage,
             "cpu": self.limits.cpu_seconds,
             "memory": self.limits.memory_bytes,
             "files": self.limits.open_files,
+            "procs": self.limits.processes,
+            "file_bytes": self.limits.file_bytes,
             "uid": uid,
             "command": argv,
             "env": env,
@@ -278,6 +311,30 @@ def _chown_tree(root: Path, uid: int) -> None:
         os.lchown(folder, uid, uid)
         for name in [*dirs, *files]:
             os.lchown(os.path.join(folder, name), uid, uid)
+
+
+SCRATCH = ("/tmp", "/var/tmp", "/dev/shm", "/run")
+
+
+def _scratch_folders() -> list[Path]:
+    """The shared scratch folders of this machine (resolved: /var/run is /run)."""
+    found: list[Path] = []
+    for name in SCRATCH:
+        path = Path(name).resolve()
+        if path.is_dir() and path != Path("/") and path not in found:
+            found.append(path)
+    return found
+
+
+def _hideable(paths: Sequence[Path], needed: Sequence[Path]) -> list[str]:
+    """Resolved `paths` that exist, but never one holding what the child needs (its work folder,
+    the Python installation): a misconfigured folder must not break every compile."""
+    hidden = []
+    for path in paths:
+        real = Path(path).resolve()
+        if real.exists() and not any(n.resolve().is_relative_to(real) for n in needed):
+            hidden.append(str(real))
+    return hidden
 
 
 def _outermost(paths: list[str]) -> list[str]:
