@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from trigger_service.database import write
+from trigger_service.modelserver import Rollout
 from trigger_service.modelserver.promote import promote_on_volume
-from trigger_service.tracking.models import Rollout
 from trigger_service.tracking.registrations import Registrar
 
 
