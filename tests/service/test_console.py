@@ -133,3 +133,18 @@ def test_a_cookie_signed_with_an_old_token_is_no_session(build: Build) -> None:
     with TestClient(create_app(rotated, start_worker=False)) as client:
         client.cookies.set("trigger_console", cookie, path="/ui")
         assert 'action="/ui/signout"' not in client.get("/ui/rules").text
+
+
+def test_a_message_shows_only_when_the_console_wrote_it(client: TestClient) -> None:
+    """A link such as /ui?msg=... from elsewhere cannot make the console say what it likes."""
+    forged = "Session expired: sign in again at https://evil.test"
+    assert forged not in client.get("/ui", params={"msg": forged}).text
+    assert forged not in client.get("/ui", params={"msg": forged, "sig": "0" * 64}).text
+    csrf = sign_in(client)
+    done = client.post("/ui/triggers/drift/pause", data={"csrf": csrf}, follow_redirects=False)
+    assert done.status_code == 303 and "sig=" in done.headers["location"]
+    assert 'role="status">drift: paused<' in client.get(done.headers["location"]).text
+    # The signature covers the text: the same signature with other words shows nothing.
+    sig = re.search(r"sig=([0-9a-f]+)", done.headers["location"])
+    assert sig is not None
+    assert forged not in client.get("/ui/rules", params={"msg": forged, "sig": sig[1]}).text

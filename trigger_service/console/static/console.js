@@ -9,6 +9,7 @@ function refreshRows(tbody) {
     const url = new URL(window.location.href);
     url.searchParams.set("partial", "1");
     url.searchParams.delete("msg");
+    url.searchParams.delete("sig");
     try {
       const answer = await fetch(url, { credentials: "same-origin" });
       if (answer.ok) tbody.innerHTML = await answer.text();
