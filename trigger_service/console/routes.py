@@ -183,13 +183,29 @@ async def timeline(request: Request) -> HTMLResponse:
         # Printable text only: PostgreSQL refuses NUL, and no id or reason holds control bytes.
         text="".join(c for c in (q.get("q") or "")[:200] if c.isprintable()) or None,
     )
+    # Older events a page of TIMELINE_LIMIT at a time (?page=1 is the second newest hundred).
+    number = int(q["page"]) if q.get("page", "").isdigit() and len(q["page"]) < 7 else 0
     services = _services(request)
-    rows = await run_in_threadpool(_read, services, queries.timeline, wanted)
+    rows = await run_in_threadpool(
+        _read,
+        services,
+        queries.timeline,
+        wanted,
+        queries.TIMELINE_LIMIT + 1,  # one more: whether there is an older page
+        number * queries.TIMELINE_LIMIT,
+    )
+    older = None
+    if len(rows) > queries.TIMELINE_LIMIT:
+        rows = rows[: queries.TIMELINE_LIMIT]
+        kept = {k: v for k, v in q.items() if k not in ("page", "partial", "msg", "sig")}
+        older = f"/ui?{urlencode({**kept, 'page': number + 1})}"
     template = "_timeline_rows.html" if q.get("partial") else "timeline.html"
     return page(
         request,
         template,
         rows=rows,
+        older=older,
+        newer=number > 0,
         wanted=wanted,
         sources=sorted(SOURCES),
         kinds=("code", "data", "drift", "manual"),
