@@ -203,14 +203,22 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     params = dict(args.param)  # typed by parse_param: 10 is a number, true a boolean
     if params:
         body["params"] = params
-    token = args.token or ClientSettings().token()
+    try:
+        token = args.token or ClientSettings().token()
+    except ValueError as exc:  # TRIGGER_MANUAL_TOKEN_FILE unreadable
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not token:
         print("error: give --token or set TRIGGER_MANUAL_TOKEN", file=sys.stderr)
         return 2
     headers = {"Authorization": f"Bearer {token}"}
     if args.idempotency_key:
         headers["Idempotency-Key"] = args.idempotency_key
-    response = httpx.post(f"{args.url.rstrip('/')}/trigger", json=body, headers=headers)
+    try:
+        response = httpx.post(f"{args.url.rstrip('/')}/trigger", json=body, headers=headers)
+    except httpx.TransportError as exc:  # as the other client commands: exit 2, no traceback
+        print(f"error: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 2
     print(response.text)
     return 0 if response.status_code < 300 else 1
 

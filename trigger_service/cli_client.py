@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from tabulate import tabulate
@@ -73,6 +74,13 @@ class Client:
                 yield from response.iter_bytes()
         except httpx.TransportError as exc:
             raise ClientError(f"cannot reach {self.url}: {exc}", 2) from exc
+
+
+def segment(ident: str) -> str:
+    """An id as one URL path segment: `/`, `..`, `?` or `#` in it never reach another route."""
+    if ident in (".", ".."):
+        raise ClientError(f"{ident!r} is not an id")
+    return quote(ident, safe="")
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -203,7 +211,7 @@ def cmd_logs(client: Client, args: argparse.Namespace) -> int:
     params = {"follow": "true" if args.follow else "false"}
     out = sys.stdout.buffer
     try:
-        for chunk in client.stream(f"/runs/{args.run}/logs", params):
+        for chunk in client.stream(f"/runs/{segment(args.run)}/logs", params):
             out.write(chunk)
             out.flush()
     except KeyboardInterrupt:  # Ctrl-C ends a follow; the run goes on
@@ -215,13 +223,13 @@ def cmd_logs(client: Client, args: argparse.Namespace) -> int:
 
 def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
     kind = "decisions" if args.id.startswith("d-") else "runs"
-    data = client.call("POST", f"/{kind}/{args.id}/cancel")
+    data = client.call("POST", f"/{kind}/{segment(args.id)}/cancel")
     emit(args, data, lambda d: f"{d['id']}: {d['state']} ({d['detail']})")
     return 0
 
 
 def cmd_replay(client: Client, args: argparse.Namespace) -> int:
-    data = client.call("POST", f"/events/{args.event}/replay")
+    data = client.call("POST", f"/events/{segment(args.event)}/replay")
     emit(args, data, lambda d: f"{d['event_id']}: {d['status']} (sent through again)")
     return 0
 
@@ -230,7 +238,7 @@ def _pause(paused: bool) -> Callable[[Client, argparse.Namespace], int]:
     def command(client: Client, args: argparse.Namespace) -> int:
         verb = "pause" if paused else "resume"
         body = {"reason": args.reason} if paused and args.reason else None
-        data = client.call("POST", f"/triggers/{args.trigger}/{verb}", json=body)
+        data = client.call("POST", f"/triggers/{segment(args.trigger)}/{verb}", json=body)
         emit(args, data, lambda d: f"{d['name']}: {'paused' if d['paused'] else 'active'}")
         return 0
 

@@ -239,7 +239,9 @@ def test_manual_trigger_to_run_to_model_to_lineage(page: Any, console: tuple[Con
     log.wait_for()
     page.wait_for_function("document.getElementById('log').dataset.ended === 'true'")
     assert "published songs version 1" in log.inner_text()
-    reload_until(page, "#run-state", "succeeded")
+    # When the log ends the page shows the run's final state itself, and no cancel button.
+    assert page.inner_text("#run-state") == "succeeded"
+    assert page.locator("#cancel-run").count() == 0
     assert "publish: SUCCESS" in page.inner_text("ol.steps")
     shot(page, "run")
 
@@ -268,6 +270,30 @@ def test_manual_trigger_to_run_to_model_to_lineage(page: Any, console: tuple[Con
     page.select_option("select[name=outcome]", "no_run")
     page.click("form.filters button[type=submit]")
     assert "images/cat.png" in rows.inner_text() and event_id not in rows.inner_text()
+
+
+def test_a_run_page_shows_the_final_state_when_its_log_ends(
+    page: Any, console: tuple[Console, str]
+) -> None:
+    app, url = console
+    app.sleep_file.write_text("4")
+    try:
+        sign_in(page, url)
+        event_id = trigger_from_pipelines(page, url, "songs", "watched to the end")
+        row = page.locator("#timeline-rows tr", has_text=event_id)
+        row.locator("a[href^='/ui/runs/']").wait_for()
+        row.locator("a[href^='/ui/runs/']").click()
+        page.locator("#log").wait_for()
+        assert page.inner_text("#run-state") in ("submitting", "pending", "running")
+        assert page.locator("#cancel-run").count() == 1
+        page.wait_for_function(
+            "document.getElementById('log').dataset.ended === 'true'", timeout=60_000
+        )
+        # No reload: the tag says how the run ended and the cancel button is gone.
+        assert page.inner_text("#run-state") == "succeeded"
+        assert page.locator("#cancel-run").count() == 0
+    finally:
+        app.sleep_file.write_text("1.2")
 
 
 def test_a_running_run_is_canceled_from_its_page(page: Any, console: tuple[Console, str]) -> None:

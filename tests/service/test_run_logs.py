@@ -42,6 +42,20 @@ def test_following_reads_what_is_appended_until_the_run_ends(tmp_path: Path) -> 
     assert got == b"first\n" + b"".join(f"more {n}\n".encode() for n in range(5))
 
 
+def test_everything_written_as_the_run_ends_is_sent(tmp_path: Path) -> None:
+    """More than one chunk written between the last read and the run's end: all of it."""
+    path = tmp_path / "run.log"
+    path.write_bytes(b"start\n")
+    last = b"".join(f"last words {n}\n".encode() for n in range(20_000))  # > 3 chunks
+
+    def finished() -> bool:
+        with path.open("ab") as out:
+            out.write(last)
+        return True
+
+    assert anyio.run(_collect, path, 0, finished) == b"start\n" + last
+
+
 def test_log_file_is_only_for_local_runs_inside_the_runs_folder(tmp_path: Path) -> None:
     run = SimpleNamespace(backend="local", external_id="songs-d-1")
     assert logs.log_file(run, tmp_path) == (tmp_path / "songs-d-1" / "run.log").resolve()

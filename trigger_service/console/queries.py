@@ -39,9 +39,12 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def timeline(conn: Connection, wanted: TimelineFilter, limit: int = TIMELINE_LIMIT) -> list[Any]:
-    """Events newest first, each row with its decision (if any): id, received_at, source, kind,
-    subject, status, last_error, decision_id, outcome, state, reason, pipeline, trigger, run_id."""
+def timeline(
+    conn: Connection, wanted: TimelineFilter, limit: int = TIMELINE_LIMIT, offset: int = 0
+) -> list[Any]:
+    """Events newest first from row `offset`, each row with its decision (if any): id,
+    received_at, source, kind, subject, status, last_error, decision_id, outcome, state, reason,
+    pipeline, trigger, run_id."""
     stmt = (
         select(
             events.c.id,
@@ -64,6 +67,7 @@ def timeline(conn: Connection, wanted: TimelineFilter, limit: int = TIMELINE_LIM
         .outerjoin(decisions, decisions.c.id == decision_events.c.decision_id)
         .order_by(events.c.received_at.desc(), events.c.id)
         .limit(limit)
+        .offset(offset)
     )
     if wanted.source:
         stmt = stmt.where(events.c.source == wanted.source)

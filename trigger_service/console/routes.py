@@ -77,7 +77,7 @@ def page(request: Request, name: str, status_code: int = 200, **context: Any) ->
     context.update(
         signed_in=cookie is not None,
         csrf=keys.csrf(cookie) if cookie else "",
-        message=request.query_params.get("msg", "")[:300],
+        message=_message(request, keys),
     )
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
@@ -116,8 +116,27 @@ async def _action(request: Request) -> dict[str, str]:
     return form
 
 
-def _back(path: str, message: str) -> RedirectResponse:
-    return RedirectResponse(f"{path}?{urlencode({'msg': message})}", status_code=303)
+def _signed_message(request: Request, message: str) -> dict[str, str]:
+    """The query that shows `message` on the next page: signed, so that a link from elsewhere
+    cannot make the console say what an attacker wrote."""
+    return {"msg": message, "sig": _keys(_services(request)).mac(f"msg:{message}")}
+
+
+def _message(request: Request, keys: Keys) -> str:
+    """The page's message, if this service wrote it (see _signed_message); else none."""
+    message = request.query_params.get("msg", "")
+    offered = request.query_params.get("sig", "")
+    if not message or not hmac.compare_digest(
+        offered.encode(), keys.mac(f"msg:{message}").encode()
+    ):
+        return ""
+    return message[:300]
+
+
+def _back(request: Request, path: str, message: str) -> RedirectResponse:
+    return RedirectResponse(
+        f"{path}?{urlencode(_signed_message(request, message))}", status_code=303
+    )
 
 
 # --- sign-in
@@ -164,13 +183,29 @@ async def timeline(request: Request) -> HTMLResponse:
         # Printable text only: PostgreSQL refuses NUL, and no id or reason holds control bytes.
         text="".join(c for c in (q.get("q") or "")[:200] if c.isprintable()) or None,
     )
+    # Older events a page of TIMELINE_LIMIT at a time (?page=1 is the second newest hundred).
+    number = int(q["page"]) if q.get("page", "").isdigit() and len(q["page"]) < 7 else 0
     services = _services(request)
-    rows = await run_in_threadpool(_read, services, queries.timeline, wanted)
+    rows = await run_in_threadpool(
+        _read,
+        services,
+        queries.timeline,
+        wanted,
+        queries.TIMELINE_LIMIT + 1,  # one more: whether there is an older page
+        number * queries.TIMELINE_LIMIT,
+    )
+    older = None
+    if len(rows) > queries.TIMELINE_LIMIT:
+        rows = rows[: queries.TIMELINE_LIMIT]
+        kept = {k: v for k, v in q.items() if k not in ("page", "partial", "msg", "sig")}
+        older = f"/ui?{urlencode({**kept, 'page': number + 1})}"
     template = "_timeline_rows.html" if q.get("partial") else "timeline.html"
     return page(
         request,
         template,
         rows=rows,
+        older=older,
+        newer=number > 0,
         wanted=wanted,
         sources=sorted(SOURCES),
         kinds=("code", "data", "drift", "manual"),
@@ -242,7 +277,7 @@ async def decision_cancel(request: Request, decision_id: str = DecisionId) -> Re
         cancel_decision, services.engine, decision_id, services.clock()
     )
     message = result.detail if result is not None else "no such decision"
-    return _back(f"/ui/decisions/{decision_id}", message)
+    return _back(request, f"/ui/decisions/{decision_id}", message)
 
 
 # --- runs
@@ -304,9 +339,9 @@ async def run_cancel(request: Request, run_id: str = RunId) -> Response:
             cancel_run, services.engine, services.backend, run_id, services.clock()
         )
     except TriggerError as exc:
-        return _back(f"/ui/runs/{run_id}", f"the backend refused: {exc}")
+        return _back(request, f"/ui/runs/{run_id}", f"the backend refused: {exc}")
     message = result.detail if result is not None else "no such run"
-    return _back(f"/ui/runs/{run_id}", message)
+    return _back(request, f"/ui/runs/{run_id}", message)
 
 
 # --- models, pipelines, rules, dead letters
@@ -341,10 +376,11 @@ async def pipeline_trigger(request: Request, name: str = TriggerName) -> Respons
         )
         results = await services.inbox.store_async(parsed)
     except TriggerError as exc:
-        return _back("/ui/pipelines", f"refused: {exc}")
+        return _back(request, "/ui/pipelines", f"refused: {exc}")
     services.worker_wakeup()
     event_id = results[0].event_id
-    return RedirectResponse(f"/ui?{urlencode({'q': event_id, 'msg': f'stored {event_id}'})}", 303)
+    query = {"q": event_id, **_signed_message(request, f"stored {event_id}")}
+    return RedirectResponse(f"/ui?{urlencode(query)}", 303)
 
 
 @router.get("/rules")
@@ -364,8 +400,8 @@ async def trigger_pause(request: Request, verb: str, name: str = TriggerName) ->
             set_paused, _services(request), name, verb == "pause", reason
         )
     except HTTPException as exc:
-        return _back("/ui/rules", str(exc.detail))
-    return _back("/ui/rules", f"{state.name}: {'paused' if state.paused else 'active'}")
+        return _back(request, "/ui/rules", str(exc.detail))
+    return _back(request, "/ui/rules", f"{state.name}: {'paused' if state.paused else 'active'}")
 
 
 def _dead(services: Services) -> dict[str, Any]:
@@ -393,8 +429,8 @@ async def replay(
         lambda conn: conn.execute(select(events.c.id).where(events.c.id == event_id)).first(),
     )
     if exists is None:
-        return _back("/ui/dead", f"no event {event_id}")
+        return _back(request, "/ui/dead", f"no event {event_id}")
     if not await run_in_threadpool(services.inbox.replay, event_id):
-        return _back("/ui/dead", f"{event_id} is still in flight; nothing replayed")
+        return _back(request, "/ui/dead", f"{event_id} is still in flight; nothing replayed")
     services.worker_wakeup()
-    return _back("/ui/dead", f"{event_id} sent through again")
+    return _back(request, "/ui/dead", f"{event_id} sent through again")

@@ -58,8 +58,9 @@ async def follow(
             yield chunk
             continue
         if waited >= max_seconds or await anyio.to_thread.run_sync(finished):
-            tail = await anyio.to_thread.run_sync(read_from, path, offset)
-            if tail:
+            # What the run wrote between the last read and its end, whatever its size.
+            while tail := await anyio.to_thread.run_sync(read_from, path, offset):
+                offset += len(tail)
                 yield tail
             return
         await anyio.sleep(interval)

@@ -9,6 +9,7 @@ function refreshRows(tbody) {
     const url = new URL(window.location.href);
     url.searchParams.set("partial", "1");
     url.searchParams.delete("msg");
+    url.searchParams.delete("sig");
     try {
       const answer = await fetch(url, { credentials: "same-origin" });
       if (answer.ok) tbody.innerHTML = await answer.text();
@@ -57,7 +58,25 @@ async function streamLog(pre) {
     updateSteps(document.getElementById("steps"), pre.textContent);
     if (atEnd) pre.scrollTop = pre.scrollHeight;
   }
+  await showFinalState(pre.dataset.run);
   pre.dataset.ended = "true";
+}
+
+// The log ends when the run does: show its final state, and drop the cancel button.
+async function showFinalState(runId) {
+  const tag = document.getElementById("run-state");
+  if (!tag || !runId) return;
+  try {
+    const answer = await fetch("/runs/" + encodeURIComponent(runId), { credentials: "same-origin" });
+    if (!answer.ok) return;
+    const run = await answer.json();
+    tag.textContent = run.state;
+    tag.className = "tag state-" + run.state;
+    const cancel = document.getElementById("cancel-run");
+    if (cancel && !["submitting", "pending", "running"].includes(run.state)) cancel.form.remove();
+  } catch (err) {
+    // The service restarting: the page shows the state it was rendered with.
+  }
 }
 
 document.addEventListener("DOMContentLoaded", () => {
