@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.service.conftest import Build
+from tests.service.conftest import Build, FakeClock
+from tests.service.test_model_registry import manual, publish, run_once
+from tests.support.backends import ScriptedBackend
 from tests.support.kubeflow_registry import KubeflowRegistryDouble
 from tests.support.repo import GitRepo, rules_text
 from tests.support.server import running_service
@@ -26,6 +28,7 @@ from trigger_service.modelserver.promote import (
     versions,
 )
 from trigger_service.tracking.models import read_models
+from trigger_service.tracking.promotion import promote
 
 AUTH = {"Authorization": "Bearer manual-token"}
 
@@ -143,3 +146,36 @@ def test_the_cli_promotes_through_a_running_service(tmp_path: Path) -> None:
     assert json.loads(ok.stdout)["retired"] == [4]
     assert versions(models / "songs") == [3]
     assert refused.returncode == 1 and "error" in json.loads(refused.stdout)
+
+
+def test_a_promotion_between_a_publish_and_its_link_keeps_the_alias_on_the_promoted_version(
+    build: Build, clock: FakeClock, backend: ScriptedBackend, registry: KubeflowRegistryDouble
+) -> None:
+    services = build(model_registry="kubeflow", kubeflow_registry_url=registry.url)
+    assert services.outbox is not None
+    run_once(services, clock, backend, 1, version=1)
+    services.outbox.send_until_idle()
+    # Run 2 publishes version 2 on the volume; before the worker polls it, an operator rolls
+    # back to 1 (version 2 is retired); then the worker links the run to version 2.
+    services.inbox.store([manual(clock, 2)])
+    clock.advance(2)
+    services.worker.run_until_idle()
+    publish(services, 2, 0.8)
+    backend.outputs["ext-2"] = {"published": True, "model_name": "songs", "model_version": 2}
+    promote(
+        engine=services.engine,
+        models_root=services.settings.models_root,
+        rollout=services.models.model_server,
+        registrar=services.registrar,
+        model="songs",
+        version=1,
+        clock=clock,
+    )
+    backend.finish_all()
+    clock.advance(2)
+    services.worker.run_until_idle()
+    services.outbox.send_until_idle()
+    assert sorted(v["name"] for v in registry.versions_of("songs")) == ["1", "2"]
+    (model,) = registry.models.values()
+    assert model["customProperties"]["champion"]["string_value"] == "1", "as the volume serves"
+    assert versions(services.settings.models_root / "songs") == [1]
