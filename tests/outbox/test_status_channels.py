@@ -233,3 +233,19 @@ def test_a_redirect_is_not_followed_so_the_token_never_reaches_another_host() ->
     with pytest.raises(PermanentError, match="HTTP 301"):
         channel.deliver(status("github"))
     assert [r.url.host for r in seen] == ["forge.example"]
+
+
+def test_gitlab_gets_the_status_without_a_link_it_would_refuse() -> None:
+    with ForgeDouble("gitlab", token="right") as double:
+        double.add_commit(REPOS["gitlab"], SHA)
+        channel = FORGES["gitlab"](double.api_url, "right", timeout=5)
+        long_url = "https://kfp.example/#/runs/details/" + "r" * 250
+        channel.deliver(status("gitlab", "running", target_url=long_url))
+        channel.deliver(status("gitlab", "success", target_url="ftp://kfp.example/run"))
+        channel.deliver(status("gitlab", "failure"))
+        channel.close()
+    assert [(p.state, p.target_url) for p in double.posted] == [
+        ("running", None),
+        ("success", None),
+        ("failed", "http://trigger.example/ui/runs/r-1"),
+    ]
