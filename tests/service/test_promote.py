@@ -179,3 +179,17 @@ def test_a_promotion_between_a_publish_and_its_link_keeps_the_alias_on_the_promo
     (model,) = registry.models.values()
     assert model["customProperties"]["champion"]["string_value"] == "1", "as the volume serves"
     assert versions(services.settings.models_root / "songs") == [1]
+
+
+def test_the_cli_refuses_a_name_that_would_change_the_url_before_sending_anything(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from trigger_service.cli import main
+
+    # Nothing listens on port 9: a request would fail differently than this refusal.
+    for name, version in (("songs/1/promote#", "5"), ("../trigger", "1"), ("songs", "0")):
+        argv = ["models", "promote", name, version, "--url", "http://127.0.0.1:9", "--token", "t"]
+        code = main(argv)
+        assert code == 2, name
+        err = capsys.readouterr().err
+        assert "error:" in err and ("not a model name" in err or "version: must be" in err)
