@@ -225,6 +225,14 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 
 def cmd_models_promote(args: argparse.Namespace) -> int:
     """POST /models/NAME/VERSION/promote: serve VERSION (volume, roll-out, registry alias)."""
+    from trigger_service.errors import RejectedInput
+    from trigger_service.modelserver.promote import check_name
+
+    try:  # a name with "/" or ".." would make the URL another route
+        check_name(args.name, args.version)
+    except RejectedInput as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     response = httpx.post(
         f"{args.url.rstrip('/')}/models/{args.name}/{args.version}/promote",
         headers={"Authorization": f"Bearer {args.token}"},

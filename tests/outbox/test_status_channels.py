@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.forges import ForgeDouble
 from trigger_service.errors import PermanentError, TemporaryError
+from trigger_service.model_registry import registry_channel
 from trigger_service.outbox.http import MAX_SERVER_DELAY, server_delay
 from trigger_service.settings import Settings
 from trigger_service.statuses import FORGES, locate, status_channels
@@ -192,3 +193,59 @@ def test_tokens_come_from_files_and_a_token_without_an_api_url_refuses_the_start
     assert channels["gitlab"]._token == "from-a-file"
     with pytest.raises(ValueError, match="TRIGGER_GITEA_API_URL"):
         status_channels(Settings(gitea_api_token="t"))
+
+
+def test_a_token_with_a_line_break_is_trimmed_or_refuses_the_start_and_never_leaks(
+    tmp_path: Path,
+) -> None:
+    # A Secret made with `echo token > file` and handed over as an env var ends in "\n".
+    channels = status_channels(Settings(github_api_token="tok\n"))
+    assert channels["github"]._token == "tok"
+    with pytest.raises(ValueError, match="TRIGGER_GITEA_API_TOKEN holds a control character"):
+        status_channels(Settings(gitea_api_url="http://g/api/v1", gitea_api_token="a\nb"))
+    with pytest.raises(ValueError, match="TRIGGER_MLFLOW_TRACKING_TOKEN"):
+        registry_channel(
+            Settings(
+                model_registry="mlflow",
+                mlflow_tracking_uri="http://m",
+                mlflow_tracking_token="x\r\ny",
+            )
+        )
+    # A channel built around the check: permanent (no retry forever), the token not repeated.
+    with ForgeDouble("github", token="secret-token") as double:
+        double.add_commit(REPOS["github"], SHA)
+        channel = FORGES["github"](double.api_url, "secret-token\n", timeout=5)
+        with pytest.raises(PermanentError) as raised:
+            channel.deliver(status("github"))
+        channel.close()
+    assert "secret-token" not in str(raised.value)
+    assert double.requests == 0
+
+
+def test_a_redirect_is_not_followed_so_the_token_never_reaches_another_host() -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(301, headers={"Location": "http://elsewhere.example/steal"})
+
+    channel = FORGES["github"]("http://forge.example", "tok", transport=httpx.MockTransport(answer))
+    with pytest.raises(PermanentError, match="HTTP 301"):
+        channel.deliver(status("github"))
+    assert [r.url.host for r in seen] == ["forge.example"]
+
+
+def test_gitlab_gets_the_status_without_a_link_it_would_refuse() -> None:
+    with ForgeDouble("gitlab", token="right") as double:
+        double.add_commit(REPOS["gitlab"], SHA)
+        channel = FORGES["gitlab"](double.api_url, "right", timeout=5)
+        long_url = "https://kfp.example/#/runs/details/" + "r" * 250
+        channel.deliver(status("gitlab", "running", target_url=long_url))
+        channel.deliver(status("gitlab", "success", target_url="ftp://kfp.example/run"))
+        channel.deliver(status("gitlab", "failure"))
+        channel.close()
+    assert [(p.state, p.target_url) for p in double.posted] == [
+        ("running", None),
+        ("success", None),
+        ("failed", "http://trigger.example/ui/runs/r-1"),
+    ]

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.service.conftest import Build
+from tests.service.conftest import Build, FakeClock
+from tests.service.test_model_registry import manual, publish, run_once
+from tests.support.backends import ScriptedBackend
 from tests.support.kubeflow_registry import KubeflowRegistryDouble
 from tests.support.repo import GitRepo, rules_text
 from tests.support.server import running_service
@@ -26,6 +28,7 @@ from trigger_service.modelserver.promote import (
     versions,
 )
 from trigger_service.tracking.models import read_models
+from trigger_service.tracking.promotion import promote
 
 AUTH = {"Authorization": "Bearer manual-token"}
 
@@ -143,3 +146,50 @@ def test_the_cli_promotes_through_a_running_service(tmp_path: Path) -> None:
     assert json.loads(ok.stdout)["retired"] == [4]
     assert versions(models / "songs") == [3]
     assert refused.returncode == 1 and "error" in json.loads(refused.stdout)
+
+
+def test_a_promotion_between_a_publish_and_its_link_keeps_the_alias_on_the_promoted_version(
+    build: Build, clock: FakeClock, backend: ScriptedBackend, registry: KubeflowRegistryDouble
+) -> None:
+    services = build(model_registry="kubeflow", kubeflow_registry_url=registry.url)
+    assert services.outbox is not None
+    run_once(services, clock, backend, 1, version=1)
+    services.outbox.send_until_idle()
+    # Run 2 publishes version 2 on the volume; before the worker polls it, an operator rolls
+    # back to 1 (version 2 is retired); then the worker links the run to version 2.
+    services.inbox.store([manual(clock, 2)])
+    clock.advance(2)
+    services.worker.run_until_idle()
+    publish(services, 2, 0.8)
+    backend.outputs["ext-2"] = {"published": True, "model_name": "songs", "model_version": 2}
+    promote(
+        engine=services.engine,
+        models_root=services.settings.models_root,
+        rollout=services.models.model_server,
+        registrar=services.registrar,
+        model="songs",
+        version=1,
+        clock=clock,
+    )
+    backend.finish_all()
+    clock.advance(2)
+    services.worker.run_until_idle()
+    services.outbox.send_until_idle()
+    assert sorted(v["name"] for v in registry.versions_of("songs")) == ["1", "2"]
+    (model,) = registry.models.values()
+    assert model["customProperties"]["champion"]["string_value"] == "1", "as the volume serves"
+    assert versions(services.settings.models_root / "songs") == [1]
+
+
+def test_the_cli_refuses_a_name_that_would_change_the_url_before_sending_anything(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from trigger_service.cli import main
+
+    # Nothing listens on port 9: a request would fail differently than this refusal.
+    for name, version in (("songs/1/promote#", "5"), ("../trigger", "1"), ("songs", "0")):
+        argv = ["models", "promote", name, version, "--url", "http://127.0.0.1:9", "--token", "t"]
+        code = main(argv)
+        assert code == 2, name
+        err = capsys.readouterr().err
+        assert "error:" in err and ("not a model name" in err or "version: must be" in err)

@@ -17,8 +17,10 @@ What each double checks, as its forge documents it:
 - GitLab  POST /api/v4/projects/{id or url-encoded path}/statuses/{sha}, `PRIVATE-TOKEN`:
   401 {"message": "401 Unauthorized"}, 404 {"message": "404 Project Not Found"} / "404 Commit
   Not Found", 400 {"error": "state does not have a valid value"}, 400 "Cannot transition
-  status via :enqueue from :pending" when the named status already is in that state, 201 with
-  the status object; 429 + Retry-After + RateLimit-Reset.
+  status via :enqueue from :pending" when the named status already is in that state, 400
+  {"message": {"target_url": [...]}} for a target_url longer than 255 characters or not http(s)
+  (GenericCommitStatus validates it: addressable_url, length maximum 255), 201 with the status
+  object; 429 + Retry-After + RateLimit-Reset.
 - Gitea   POST /api/v1/repos/{owner}/{repo}/statuses/{sha}, `Authorization: token|Bearer`:
   401 {"message": "token is required"}, 404 {"message": "The target couldn't be found."},
   422 {"message": "..."} for a bad state, 201 with the CommitStatus object.
@@ -269,6 +271,15 @@ class ForgeDouble:
         state = body.get("state")
         if state not in STATES["gitlab"]:
             return 400, {"error": "state does not have a valid value"}, {}
+        target_url = body.get("target_url")
+        if target_url is not None:
+            problems = []
+            if len(target_url) > 255:
+                problems.append("is too long (maximum is 255 characters)")
+            if not re.match(r"^https?://[^/\s]+", target_url):
+                problems.append("is blocked: Only allowed schemes are http, https")
+            if problems:
+                return 400, {"message": {"target_url": problems}}, {}
         name = body.get("name") or body.get("context") or "default"
         current = [
             p.state

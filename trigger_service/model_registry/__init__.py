@@ -17,26 +17,31 @@ from typing import TYPE_CHECKING, Any
 from trigger_service.model_registry.base import Registration
 from trigger_service.model_registry.kubeflow import KubeflowRegistry
 from trigger_service.model_registry.mlflow import MlflowRegistry
+from trigger_service.outbox.http import header_token
 
 if TYPE_CHECKING:
     from trigger_service.settings import Settings
 
 
-def _secret(value: Any) -> str | None:
-    return value.get_secret_value() if value is not None else None
+def _secret(value: Any, env: str) -> str | None:
+    return header_token(value.get_secret_value() if value is not None else None, env)
 
 
 def _mlflow(settings: Settings) -> MlflowRegistry:
     if not settings.mlflow_tracking_uri:
         raise ValueError("TRIGGER_MODEL_REGISTRY=mlflow needs TRIGGER_MLFLOW_TRACKING_URI")
-    return MlflowRegistry(settings.mlflow_tracking_uri, _secret(settings.mlflow_tracking_token))
+    return MlflowRegistry(
+        settings.mlflow_tracking_uri,
+        _secret(settings.mlflow_tracking_token, "TRIGGER_MLFLOW_TRACKING_TOKEN"),
+    )
 
 
 def _kubeflow(settings: Settings) -> KubeflowRegistry:
     if not settings.kubeflow_registry_url:
         raise ValueError("TRIGGER_MODEL_REGISTRY=kubeflow needs TRIGGER_KUBEFLOW_REGISTRY_URL")
     return KubeflowRegistry(
-        settings.kubeflow_registry_url, _secret(settings.kubeflow_registry_token)
+        settings.kubeflow_registry_url,
+        _secret(settings.kubeflow_registry_token, "TRIGGER_KUBEFLOW_REGISTRY_TOKEN"),
     )
 
 

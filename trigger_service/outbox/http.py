@@ -5,6 +5,10 @@
     403 with X-RateLimit-Remaining: 0 or Retry-After -> TemporaryError (GitHub's rate limits)
     any other 4xx                                    -> PermanentError
 
+A token that cannot be a header value (a newline left over from `echo token >`, a control
+character) refuses the start (`header_token`); an illegal header at send time is permanent and
+its message never repeats the header (it would hold the token).
+
 The delay is the server's own word when it gives one: `Retry-After` (seconds or an HTTP date),
 else `X-RateLimit-Reset` / `RateLimit-Reset` (epoch seconds: GitHub, GitLab, Gitea). It is
 clamped to [0, MAX_SERVER_DELAY]: a broken or hostile header cannot park an item for years.
@@ -23,6 +27,18 @@ from trigger_service.errors import PermanentError, TemporaryError
 
 MAX_SERVER_DELAY = 3600.0
 TEMPORARY_STATUSES = frozenset({408, 425, 429})
+
+
+def header_token(token: str | None, env: str) -> str | None:
+    """A token fit for an HTTP header: surrounding whitespace removed (a Secret written with
+    `echo` ends in a newline), None when empty. Raises ValueError naming `env` when a control
+    character is left: httpx would refuse every request, and retrying cannot help."""
+    if token is None:
+        return None
+    value = token.strip()
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError(f"{env} holds a control character (a line break?): not a token")
+    return value or None
 
 
 def server_delay(headers: Mapping[str, str], now: float) -> float | None:
@@ -100,6 +116,10 @@ def call(
     TemporaryError / PermanentError with the original exception chained."""
     try:
         response = client.request(method, url, **kwargs)
+    except httpx.LocalProtocolError as exc:
+        # Our own request is malformed (a header value): the same next time; and the message
+        # quotes the header, which may be a token.
+        raise PermanentError(f"{what}: the request cannot be sent ({type(exc).__name__})") from None
     except httpx.TransportError as exc:
         raise TemporaryError(f"{what}: {type(exc).__name__}: {exc}") from exc
     if response.is_success or (accept is not None and accept(response)):

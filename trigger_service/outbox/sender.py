@@ -10,6 +10,12 @@ worker killed mid-send leaves a row another takes again), then calls the channel
     PermanentError         -> dropped, with a log line and trigger_outbox_total{outcome=dropped}
     a channel not configured any more -> dropped the same way
 
+Before each row of a claimed batch, once half its lease is gone, the claim is renewed: a slow
+channel can outlast the lease of the rows behind it, and a row whose lease ran out may already
+be another worker's (sending it too would post it twice). After a TemporaryError the channel's other rows of the pass go
+back untried until the same time: a forge that hangs costs one timeout per pass, not one per
+row, and cannot hold up the other channels' rows behind it.
+
 Settled rows are kept KEEP_SECONDS (30 days: the run's lineage shows them), then purged, at
 most once an hour. A status re-sent after that is harmless (the forge shows it again).
 
@@ -84,8 +90,21 @@ class OutboxSender:
         rows = store.claim(
             self.engine, self.worker_id, self.batch, self.lease_seconds, self.clock()
         )
+        paused: dict[str, float] = {}  # channel -> not before, after a temporary failure
         for row in rows:
-            self._send(row)
+            if row.channel in paused:
+                store.release(
+                    self.engine, row.id, self.worker_id, self.clock(), paused[row.channel]
+                )
+                continue
+            if not self._still_mine(row):
+                log.warning(
+                    "%s: lease on %s ran out before its turn: not sent", row.channel, row.key
+                )
+                continue
+            delay = self._send(row)
+            if delay is not None:
+                paused[row.channel] = self.clock() + delay
         return len(rows)
 
     def send_until_idle(self, max_passes: int = 100) -> int:
@@ -98,12 +117,20 @@ class OutboxSender:
                 break
         return total
 
-    def _send(self, row: Any) -> None:
+    def _still_mine(self, row: Any) -> bool:
+        """Whether the claim on `row` holds for its delivery: renewed (one write) only once
+        less than half the lease is left, so a quick batch costs no extra write per row."""
+        if self.clock() < row.lease_until - self.lease_seconds / 2:
+            return True
+        return store.renew(self.engine, row.id, self.worker_id, self.lease_seconds, self.clock())
+
+    def _send(self, row: Any) -> float | None:
+        """Deliver one row; the retry delay when the channel failed temporarily, else None."""
         extra = {"run_id": row.run_id, "decision_id": row.decision_id}
         channel = self.channels.get(row.channel)
         if channel is None:
             self._drop(row, f"channel {row.channel} is not configured", extra)
-            return
+            return None
         try:
             result = channel.deliver(dict(row.payload))
         except TemporaryError as exc:
@@ -113,6 +140,7 @@ class OutboxSender:
             log.warning(
                 "%s: %s; retry %d in %.1f s", row.channel, exc, row.attempts, delay, extra=extra
             )
+            return delay
         except PermanentError as exc:
             self._drop(row, str(exc), extra)
         except Exception as exc:
@@ -127,6 +155,7 @@ class OutboxSender:
             store.delivered(self.engine, row.id, self.worker_id, self.clock(), result)
             OUTBOX_ITEMS.labels(row.channel, "delivered").inc()
             log.info("%s: delivered %s", row.channel, row.key, extra=extra)
+        return None
 
     def _drop(self, row: Any, error: str, extra: dict[str, Any]) -> None:
         store.drop(self.engine, row.id, self.worker_id, self.clock(), error)

@@ -2,7 +2,8 @@
 
     enqueue(conn, item, now, supersede=...) -> bool    in the transaction of the state change
     claim(engine, worker_id, limit, lease, now) -> list[Row]
-    delivered / retry_later / drop(engine, row_id, ...)
+    renew(engine, row_id, worker_id, lease, now) -> bool   before each delivery of a batch
+    delivered / retry_later / drop / release(engine, row_id, ...)
 
 Idempotency: one row per `key`. Enqueueing a key again with the same payload does nothing (a
 replay, a restart, a second worker); with another payload the row is replaced by a new one (a
@@ -130,6 +131,23 @@ def claim(
     return sorted(rows, key=lambda r: r.id)
 
 
+def renew(engine: Engine, row_id: int, worker_id: str, lease_seconds: float, now: float) -> bool:
+    """Extend this worker's claim on a row just before delivering it; False when the lease ran
+    out meanwhile (a slow batch): another worker may hold the row, so it must not be sent."""
+    with write(engine) as conn:
+        changed = conn.execute(
+            update(outbox)
+            .where(
+                outbox.c.id == row_id,
+                outbox.c.state == "sending",
+                outbox.c.claimed_by == worker_id,
+                outbox.c.lease_until >= now,
+            )
+            .values(lease_until=now + lease_seconds, updated_at=now)
+        ).rowcount
+    return bool(changed)
+
+
 def _settle(engine: Engine, row_id: int, worker_id: str, **values: Any) -> bool:
     """Record the outcome if this worker still holds the claim (a lost lease changes nothing)."""
     with write(engine) as conn:
@@ -171,6 +189,20 @@ def retry_later(
         not_before=now + delay,
         updated_at=now,
         last_error=error,
+    )
+
+
+def release(engine: Engine, row_id: int, worker_id: str, now: float, not_before: float) -> bool:
+    """Give a claimed row back untried (its channel just failed): pending from `not_before`,
+    the claim's attempt not counted."""
+    return _settle(
+        engine,
+        row_id,
+        worker_id,
+        state="pending",
+        not_before=not_before,
+        updated_at=now,
+        attempts=outbox.c.attempts - 1,
     )
 
 

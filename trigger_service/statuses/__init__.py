@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from trigger_service.errors import PermanentError
+from trigger_service.outbox.http import header_token
 from trigger_service.statuses.base import CommitStatus, StatusChannel, repository_path
 from trigger_service.statuses.gitea import GiteaStatuses
 from trigger_service.statuses.github import GitHubStatuses
@@ -37,14 +38,15 @@ def status_channels(settings: Settings) -> dict[str, StatusChannel]:
     """A channel for each forge with an API token; statuses are off for the others."""
     channels: dict[str, StatusChannel] = {}
     for name, channel in FORGES.items():
-        token = getattr(settings, f"{name}_api_token")
+        env = f"TRIGGER_{name.upper()}_API"
+        secret = getattr(settings, f"{name}_api_token")
+        token = header_token(secret.get_secret_value() if secret else None, f"{env}_TOKEN")
         url = getattr(settings, f"{name}_api_url")
         if token is None:
             continue
         if not url:
-            env = f"TRIGGER_{name.upper()}_API"
             raise ValueError(f"{env}_TOKEN is set but {env}_URL is not: where is the {name} API?")
-        channels[name] = channel(url, token.get_secret_value())
+        channels[name] = channel(url, token)
     return channels
 
 

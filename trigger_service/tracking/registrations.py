@@ -7,6 +7,9 @@ metrics (from the version's metadata.json when the models root is readable). Eve
 version moves the serving alias: publishing *is* the champion/challenger gate saying yes, and a
 run that kept the champion publishes nothing, so registers nothing. A promotion queues the same
 registration with the alias (idempotent on the registry side: looked up before created).
+One exception: an operator promoted another version between the publish and this link (the
+version is retired on the volume by then); the registry follows the volume, so the version is
+registered without moving the alias.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from trigger_service.database import decision_events, decisions, runs
+from trigger_service.modelserver.promote import versions
 from trigger_service.outbox.store import OutboxItem, enqueue
 
 MAX_EVENTS_TAG = 20
@@ -59,11 +63,13 @@ class Registrar:
         ).items():
             if value and not tags.get(key):
                 tags[key] = value
+        serving = self._serving(run.model_name, run.model_version)
         return self._queue(
             conn,
             run.model_name,
             run.model_version,
             tags,
+            alias=self.alias if serving else None,
             key=f"register:{self.channel}:{run.model_name}:{run.model_version}",
             description=f"{run.model_name} v{run.model_version}: run {run.id}, commit "
             f"{(run.version or '')[:12]}",
@@ -83,6 +89,7 @@ class Registrar:
             model,
             version,
             tags,
+            alias=self.alias,
             key=f"promote:{self.channel}:{model}:{version}:{request}",
             description=f"{model} v{version}",
             now=now,
@@ -95,6 +102,7 @@ class Registrar:
         version: int,
         tags: dict[str, str],
         *,
+        alias: str | None,
         key: str,
         description: str,
         now: float,
@@ -107,7 +115,7 @@ class Registrar:
             "source": self.source(model, version),
             "description": description,
             "tags": {k: v for k, v in tags.items() if v not in (None, "")},
-            "alias": self.alias,
+            "alias": alias,
         }
         item = OutboxItem(
             channel=self.channel,
@@ -119,6 +127,17 @@ class Registrar:
             decision_id=decision_id,
         )
         return enqueue(conn, item, now)
+
+    def _serving(self, model: str, version: int) -> bool:
+        """Whether `version` is what the volume serves (the highest version folder); True when
+        the models root cannot be read here (the publish is the best word there is)."""
+        if self.models_root is None:
+            return True
+        try:
+            present = versions(self.models_root / model)
+        except OSError:
+            return True
+        return not present or max(present) == version
 
     def _metadata_tags(
         self, model: str, version: int, result: dict[str, Any] | None
