@@ -12,9 +12,9 @@ worker killed mid-send leaves a row another takes again), then calls the channel
 
 Before each row of a claimed batch, once half its lease is gone, the claim is renewed: a slow
 channel can outlast the lease of the rows behind it, and a row whose lease ran out may already
-be another worker's (sending it too would post it twice). After a TemporaryError the channel's other rows of the pass go
-back untried until the same time: a forge that hangs costs one timeout per pass, not one per
-row, and cannot hold up the other channels' rows behind it.
+be another worker's (sending it too would post it twice). After a TemporaryError the channel's
+other rows of the pass go back untried until the same time: a forge that hangs costs one
+timeout per pass, not one per row, and cannot hold up the other channels' rows behind it.
 
 Settled rows are kept KEEP_SECONDS (30 days: the run's lineage shows them), then purged, at
 most once an hour. A status re-sent after that is harmless (the forge shows it again).
