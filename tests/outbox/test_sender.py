@@ -115,3 +115,14 @@ def test_a_failing_channel_is_tried_once_per_pass_and_the_others_still_go_out(
     assert sorted(r.attempts for r in rows) == [0] * 9 + [1], "untried rows count no attempt"
     assert min(r.not_before for r in rows) >= 1000 + 10 + 30
     assert one.send_due() == 0, "nothing is due before the forge's delay"
+
+    # More statuses for the failing forge meanwhile: put back untried until its retry time.
+    for n in range(10, 15):
+        queue(engine, "gitea", n, clock.now)
+    queue(engine, "github", 100, clock.now)
+    one.send_due()
+    assert gitea.tries == 1 and github.delivered == [99, 100]
+    clock.now += 31
+    gitea.act = None  # the forge is back
+    one.send_until_idle()
+    assert sorted(gitea.delivered) == list(range(15)), "none lost"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from tests.service.conftest import Build, FakeClock
 from tests.service.test_model_registry import manual, publish, run_once
@@ -21,6 +22,7 @@ from tests.support.kubeflow_registry import KubeflowRegistryDouble
 from tests.support.repo import GitRepo, rules_text
 from tests.support.server import running_service
 from trigger_service.api import create_app
+from trigger_service.database import outbox
 from trigger_service.modelserver.promote import (
     ModelsRootReadOnly,
     VersionNotFound,
@@ -193,3 +195,17 @@ def test_the_cli_refuses_a_name_that_would_change_the_url_before_sending_anythin
         assert code == 2, name
         err = capsys.readouterr().err
         assert "error:" in err and ("not a model name" in err or "version: must be" in err)
+
+
+def test_a_model_name_from_pushed_code_that_leaves_the_models_root_registers_nothing(
+    build: Build, clock: FakeClock, backend: ScriptedBackend, registry: KubeflowRegistryDouble
+) -> None:
+    services = build(model_registry="kubeflow", kubeflow_registry_url=registry.url)
+    # The pipeline's outputs name the model; a pushed pipeline can name "../elsewhere".
+    run_once(services, clock, backend, 1, version=1, model="../elsewhere")
+    assert (services.settings.models_root / "../elsewhere/1/metadata.json").is_file()
+    with services.engine.connect() as conn:
+        assert conn.execute(select(outbox)).all() == [], "nothing read or queued for it"
+    assert services.outbox is not None
+    services.outbox.send_until_idle()
+    assert registry.models == {}

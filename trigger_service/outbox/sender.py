@@ -13,8 +13,8 @@ worker killed mid-send leaves a row another takes again), then calls the channel
 Before each row of a claimed batch, once half its lease is gone, the claim is renewed: a slow
 channel can outlast the lease of the rows behind it, and a row whose lease ran out may already
 be another worker's (sending it too would post it twice). After a TemporaryError the channel's
-other rows of the pass go back untried until the same time: a forge that hangs costs one
-timeout per pass, not one per row, and cannot hold up the other channels' rows behind it.
+rows claimed before that retry time go back untried until then: a forge that hangs costs one
+timeout per retry, not one per row, and cannot hold up the other channels' rows behind it.
 
 Settled rows are kept KEEP_SECONDS (30 days: the run's lineage shows them), then purged, at
 most once an hour. A status re-sent after that is harmless (the forge shows it again).
@@ -81,6 +81,7 @@ class OutboxSender:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_purge = 0.0
+        self._paused: dict[str, float] = {}  # channel -> not before, after a temporary failure
 
     def send_due(self) -> int:
         """One pass: deliver every row due now; returns how many were settled."""
@@ -90,12 +91,10 @@ class OutboxSender:
         rows = store.claim(
             self.engine, self.worker_id, self.batch, self.lease_seconds, self.clock()
         )
-        paused: dict[str, float] = {}  # channel -> not before, after a temporary failure
         for row in rows:
-            if row.channel in paused:
-                store.release(
-                    self.engine, row.id, self.worker_id, self.clock(), paused[row.channel]
-                )
+            paused = self._paused.get(row.channel, 0.0)
+            if paused > self.clock():
+                store.release(self.engine, row.id, self.worker_id, self.clock(), paused)
                 continue
             if not self._still_mine(row):
                 log.warning(
@@ -104,7 +103,9 @@ class OutboxSender:
                 continue
             delay = self._send(row)
             if delay is not None:
-                paused[row.channel] = self.clock() + delay
+                self._paused[row.channel] = self.clock() + delay
+            else:
+                self._paused.pop(row.channel, None)
         return len(rows)
 
     def send_until_idle(self, max_passes: int = 100) -> int:

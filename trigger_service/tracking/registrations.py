@@ -15,16 +15,19 @@ registered without moving the alias.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, select
 
 from trigger_service.database import decision_events, decisions, runs
-from trigger_service.modelserver.promote import versions
+from trigger_service.errors import RejectedInput
+from trigger_service.modelserver.promote import check_name, versions
 from trigger_service.outbox.store import OutboxItem, enqueue
 
 MAX_EVENTS_TAG = 20
+log = logging.getLogger(__name__)
 
 
 class Registrar:
@@ -43,6 +46,13 @@ class Registrar:
         """Queue the registration of what `run_id` published (its run row names the version)."""
         run = conn.execute(select(runs).where(runs.c.id == run_id)).first()
         if run is None or run.model_version is None or not run.model_name:
+            return False
+        try:
+            # The name comes from the run's outputs, i.e. from pushed code: it reaches the
+            # models root (metadata.json) and the registry only once it is a model name.
+            check_name(run.model_name, int(run.model_version))
+        except RejectedInput as exc:
+            log.error("not registered: %s", exc, extra={"run_id": run_id})
             return False
         decision = conn.execute(
             select(decisions.c.reason, decisions.c.trigger).where(decisions.c.id == run.decision_id)
