@@ -11,6 +11,7 @@ import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -184,7 +185,8 @@ class Settings(BaseSettings):
     local_run_timeout_seconds: float = Field(1800.0, description="A local run is killed after.")
     s3_endpoint: str | None = Field(
         None,
-        description="S3/MinIO endpoint (host:port) the local backend's runs read s3:// from, "
+        description="S3/MinIO endpoint (host:port, or http(s)://host:port whose scheme sets "
+        "TRIGGER_S3_SECURE unless that is given) the local backend's runs read s3:// from, "
         "and data triggers' reconcile lists.",
     )
     s3_secure: bool = Field(False, description="Use HTTPS for the S3 endpoint.")
@@ -302,6 +304,16 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _s3_endpoint_as_host_port(self) -> Settings:
+        # The pipeline's S3_ENDPOINT (and every MinIO doc) is a URL; the minio client wants
+        # host:port and refused a URL with "path in endpoint is not allowed", naming nothing.
+        if self.s3_endpoint:
+            self.s3_endpoint, secure = s3_host_port(self.s3_endpoint)
+            if secure is not None and "s3_secure" not in self.model_fields_set:
+                self.s3_secure = secure
+        return self
+
+    @model_validator(mode="after")
     def _backend_needs(self) -> Settings:
         if self.backend == "kfp" and not self.kfp_host:
             raise ValueError("TRIGGER_KFP_HOST is required with TRIGGER_BACKEND=kfp")
@@ -312,6 +324,34 @@ class Settings(BaseSettings):
     def secret_for(self, route: str) -> str | None:
         value: SecretStr | None = getattr(self, SECRET_FIELDS[route])
         return value.get_secret_value() if value is not None else None
+
+
+def s3_host_port(endpoint: str) -> tuple[str, bool | None]:
+    """`host:port` or `http(s)://host:port[/]` -> (host:port, secure from the scheme or None).
+
+    Raises ValueError naming TRIGGER_S3_ENDPOINT for a path, query, credentials or other scheme.
+    """
+    parts = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
+    if "@" in parts.netloc:
+        raise ValueError(
+            "TRIGGER_S3_ENDPOINT: credentials in the URL are refused; give the keys in "
+            "TRIGGER_S3_ACCESS_KEY and TRIGGER_S3_SECRET_KEY"
+        )
+    if (
+        parts.scheme not in ("", "http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError(
+            "TRIGGER_S3_ENDPOINT: give host:port or http(s)://host:port, without a path"
+        )
+    try:
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        raise ValueError("TRIGGER_S3_ENDPOINT: the port is not a number") from None
+    return parts.netloc, None if not parts.scheme else parts.scheme == "https"
 
 
 class ClientSettings(BaseSettings):

@@ -394,3 +394,27 @@ def test_a_file_over_the_size_limit_is_refused_before_parsing(tmp_path: Path) ->
     path = tmp_path / "rules.yaml"
     path.write_text("# padding\n" * (MAX_RULES_BYTES // 10 + 1))
     assert check_rules(path) == [f"{path}:1: the file is {path.stat().st_size} bytes, over 1048576"]
+
+
+@pytest.mark.parametrize(
+    ("bucket", "expected"),
+    [
+        ("s3://datasets", "a URL or path, not a bucket name: give the bucket alone, the folder"),
+        ("datasets/songs", "a URL or path, not a bucket name: give the bucket alone, the folder"),
+        ("'data sets'", "not a bucket name (3-255 letters"),
+        ("x", "not a bucket name (3-255 letters"),
+    ],
+)
+def test_a_bucket_that_no_notification_or_listing_can_name_is_refused_with_its_line(
+    bucket: str, expected: str
+) -> None:
+    # It matched no notification and failed every listing with a retry, for ever, in silence.
+    text = HEAD + f"  - name: a\n    on: data\n    pipeline: songs\n    bucket: {bucket}\n"
+    [found] = problems(text)
+    assert found.startswith(f"rules.yaml:8: triggers[0].bucket: {expected}"), found
+
+
+def test_bucket_names_s3_and_minio_accept_load() -> None:
+    for name in ("datasets", "ml-training-data", "logs.2026", "Legacy_Bucket"):
+        rules = parse_rules(HEAD + f"  - {{name: a, on: data, pipeline: songs, bucket: {name}}}\n")
+        assert rules.triggers[0].bucket == name  # type: ignore[union-attr]

@@ -268,6 +268,17 @@ def test_baseline_run_makes_existing_objects_one_debounced_run(
     assert backend.submit_calls == 1
 
 
+def test_an_endpoint_given_as_a_url_like_the_pipelines_s3_endpoint_lists(
+    build: Build, repo: GitRepo, s3: Minio, bucket: str, endpoint: str
+) -> None:
+    # docs/deployment.md's pipeline-s3 Secret writes S3_ENDPOINT=http://...: the same value in
+    # TRIGGER_S3_ENDPOINT used to stop the service ("path in endpoint is not allowed").
+    put(s3, bucket, "songs/a.csv")
+    services = with_s3(build, reconcile_rules(repo, bucket, baseline="run"), f"http://{endpoint}/")
+    assert reconciler(services).reconcile_due() == 1
+    assert [e.subject.key for e in stored(services)] == ["songs/a.csv"]  # type: ignore[union-attr]
+
+
 def test_versioned_bucket_two_versions_are_two_events_and_a_removed_object_is_never_new(
     build: Build, repo: GitRepo, clock: FakeClock, s3: Minio, bucket: str, endpoint: str
 ) -> None:

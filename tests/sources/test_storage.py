@@ -245,3 +245,25 @@ def test_size_must_be_an_integer() -> None:
     data["Records"][0]["s3"]["object"]["size"] = "52431"
     with pytest.raises(RejectedInput, match=r"field s3\.object\.size must be an integer"):
         parse(data)
+
+
+@pytest.mark.parametrize(
+    ("encoded", "message"),
+    [
+        ("songs/a%00b.csv", r"s3\.object\.key: contains a NUL character"),
+        ("songs/%FF.csv", r"s3\.object\.key is not URL-encoded UTF-8"),
+        ("songs/%ED%A0%80.csv", r"s3\.object\.key is not URL-encoded UTF-8"),
+    ],
+)
+def test_an_encoded_key_that_names_no_object_is_refused(encoded: str, message: str) -> None:
+    # The JSON check sees only the encoded key; what it decodes to must be storable text too.
+    data = payload("storage/minio-put.json")
+    data["Records"][0]["s3"]["object"]["key"] = encoded
+    with pytest.raises(RejectedInput, match=rf"^storage Records\[0\]: {message}"):
+        parse(data)
+
+
+def test_an_encoded_unicode_key_decodes_to_the_listed_name() -> None:
+    data = payload("storage/minio-put.json")
+    data["Records"][0]["s3"]["object"]["key"] = "songs/%C3%A9+%E6%97%A5%2B1.csv"
+    assert parse(data)[0].subject.key == "songs/é 日+1.csv"

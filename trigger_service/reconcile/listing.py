@@ -44,10 +44,13 @@ def make_client(
     timeout_seconds: float = 30.0,
 ) -> Minio:
     """A client that fails fast: the reconcile loop has its own backoff, so urllib3 retries a
-    refused connection twice, not minio's default five times per page."""
+    refused connection twice, not minio's default five times per page, and never a read that
+    timed out (a server that accepts and never answers held a pass 3 x `timeout_seconds`)."""
     http = urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=min(5.0, timeout_seconds), read=timeout_seconds),
-        retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+        retries=urllib3.Retry(
+            total=2, read=0, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]
+        ),
         maxsize=2,
     )
     return Minio(

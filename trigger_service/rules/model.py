@@ -106,6 +106,20 @@ def _reconcile_interval(value: float) -> float:
 
 RECONCILE_MAX_SECONDS = 7 * 24 * 3600.0
 
+# S3's rules, with legacy us-east-1 names (capitals, '_', up to 255); never '/', ':' or spaces.
+_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}")
+
+
+def _bucket_name(value: str) -> str:
+    # A URL or a path here matched no notification and failed every listing, for ever.
+    if "/" in value or ":" in value:
+        raise ValueError(
+            "a URL or path, not a bucket name: give the bucket alone, the folder in prefix"
+        )
+    if not _BUCKET.fullmatch(value):
+        raise ValueError("not a bucket name (3-255 letters, digits, '.', '_', '-')")
+    return value
+
 
 def _poll_interval(value: float) -> float:
     # Under a second would ask the forge back to back (the poll wakes every 50 ms at most);
@@ -232,7 +246,7 @@ class CodeTrigger(TriggerSpec):
 class DataTrigger(TriggerSpec):
     on: Literal["data"]
     pipeline: Name
-    bucket: Text | None = None  # None: any bucket
+    bucket: Annotated[Text, AfterValidator(_bucket_name)] | None = None  # None: any bucket
     prefix: str = ""
     suffix: str = ""
     events: Globs = ("s3:ObjectCreated:*",)

@@ -21,6 +21,7 @@ from trigger_service.errors import Ignored, RejectedInput
 from trigger_service.events import DataSubject, Event, EventKind, make_event_id
 from trigger_service.sources._auth import check_authorization
 from trigger_service.sources._json import load_object, opt, req
+from trigger_service.validation import text
 
 # Anything else (PutTagging, PutRetention, PutLegalHold, ObjectAccessed:*, ObjectRestore:*,
 # Replication:*, ...) is not new data. `mc event add --event put` sends those too.
@@ -102,10 +103,22 @@ def _event_id(record: Mapping[str, Any], subject: DataSubject, what: str) -> str
     return make_event_id("storage", *parts, subject.etag or "", event_time, subject.event_name)
 
 
+def _object_key(record: Mapping[str, Any], what: str) -> str:
+    """The decoded key. Its encoded form may hide what the JSON check cannot see: a NUL (no
+    S3 key holds one; PostgreSQL refuses it in text) or bytes that are not UTF-8 (decoded with
+    replacement characters it would name another object than the one listed)."""
+    encoded = req(record, "s3.object.key", str, what)
+    try:
+        key = unquote_plus(encoded, errors="strict")
+    except UnicodeDecodeError:
+        raise RejectedInput(f"{what}: s3.object.key is not URL-encoded UTF-8") from None
+    return text(key, f"{what}: s3.object.key")
+
+
 def _event(record: Mapping[str, Any], event_name: str, received_at: datetime, what: str) -> Event:
     subject = DataSubject(
         bucket=req(record, "s3.bucket.name", str, what),
-        key=unquote_plus(req(record, "s3.object.key", str, what)),
+        key=_object_key(record, what),
         event_name=event_name,
         size=opt(record, "s3.object.size", int, what),
         etag=normal_etag(opt(record, "s3.object.eTag", str, what)),
