@@ -631,3 +631,32 @@ def test_a_failed_pass_does_not_resume_after_another_process_listed_everything(
     result = reconciler(first).reconcile(trigger)
     assert client.starts == [None, None]
     assert result is not None and (result.listed, result.new_events) == (501, 1)
+
+
+def test_a_changed_prefix_starts_a_new_baseline_and_says_what_it_skips(
+    build: Build,
+    repo: GitRepo,
+    clock: FakeClock,
+    s3: Minio,
+    bucket: str,
+    endpoint: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    services = with_s3(build, reconcile_rules(repo, bucket), endpoint)
+    with caplog.at_level("WARNING", logger="trigger_service.reconcile.loop"):
+        assert reconciler(services).reconcile_due() == 1  # baseline under songs/
+    # A trigger's first listing has nothing earlier: no such warning.
+    assert not [r for r in caplog.records if "a new baseline" in r.getMessage()]
+    put(s3, bucket, "songs/2026/lost.csv")  # its notification is lost
+    # The prefix moves before the next pass: the new listing is a baseline (documented), which
+    # skips the lost object; the log says so, naming the old listing and when it was.
+    services.rules.path.write_text(
+        reconcile_rules(repo, bucket).replace("prefix: songs/\n", "prefix: songs/2026/\n")
+    )
+    services.rules._mtime = -1.0
+    clock.advance(1)
+    with caplog.at_level("WARNING", logger="trigger_service.reconcile.loop"):
+        assert reconciler(services).reconcile_due() == 1
+    assert count(services, events) == 0
+    [warning] = [r.getMessage() for r in caplog.records if "a new baseline" in r.getMessage()]
+    assert f"now lists {bucket}/songs/2026/ (was {bucket}/songs/, last listed" in warning

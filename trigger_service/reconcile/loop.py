@@ -177,6 +177,8 @@ class Reconciler:
     def _list(self, trigger: DataTrigger, claim: seen.Claim) -> PassResult:
         assert self.client is not None and trigger.bucket is not None
         baseline = not claim.baselined and trigger.reconcile_baseline == "skip"
+        if baseline:
+            self._warn_new_baseline(trigger, claim.scope)
         versioned = is_versioned(self.client, trigger.bucket)
         resume = None
         if claim.scope in self._resume:
@@ -203,6 +205,24 @@ class Reconciler:
                     raise _Stopped
         self._flush(trigger, claim.scope, chunk, listed_in_chunk, baseline, totals)
         return PassResult(totals[0], totals[1], totals[2], baseline)
+
+    def _warn_new_baseline(self, trigger: DataTrigger, scope: str) -> None:
+        # A changed bucket or prefix starts a new baseline (documented); an object whose
+        # notification was lost since the earlier listing is then skipped: say so, with when.
+        earlier = seen.earlier_listing(self.engine, trigger.name, scope)
+        if earlier is not None:
+            bucket, prefix, listed_at = earlier
+            log.warning(
+                "data trigger %s now lists %s/%s (was %s/%s, last listed %s): a new baseline, so "
+                "an object there whose notification was lost since then does not run "
+                "(reconcile_baseline: run would run every object there)",
+                trigger.name,
+                trigger.bucket,
+                trigger.prefix,
+                bucket,
+                prefix,
+                datetime.fromtimestamp(listed_at, UTC).isoformat(timespec="seconds"),
+            )
 
     def _event(self, trigger: DataTrigger, entry: Listed) -> Event | None:
         if not entry.key.endswith(trigger.suffix):

@@ -146,6 +146,25 @@ def fail_pass(engine: Engine, scope: str, error: str, retry_at: float) -> int:
     return int(row.failures) if row is not None else 1
 
 
+def earlier_listing(engine: Engine, trigger: str, scope: str) -> tuple[str, str, float] | None:
+    """(bucket, prefix, when it was last listed completely) of `trigger`'s newest other scope:
+    the trigger's bucket or prefix changed since. None when it has no other listed scope."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(
+                reconcile_state.c.bucket, reconcile_state.c.prefix, reconcile_state.c.last_listed_at
+            )
+            .where(
+                reconcile_state.c.trigger == trigger,
+                reconcile_state.c.scope != scope,
+                reconcile_state.c.last_listed_at.is_not(None),
+            )
+            .order_by(reconcile_state.c.last_listed_at.desc())
+            .limit(1)
+        ).first()
+    return None if row is None else (row.bucket, row.prefix, float(row.last_listed_at))
+
+
 def failures_of(engine: Engine, scope: str) -> int:
     with engine.connect() as conn:
         value = conn.execute(
