@@ -104,7 +104,8 @@ Call each with the root context.
 {{- end }}
 {{- end }}
 {{- with .Values.settings.extraEnv }}
-{{- toYaml . | nindent 12 }}
+{{/* At column 0 like the entries above: the caller indents the whole list. */}}
+{{ toYaml . }}
 {{- end }}
 {{- end }}
 
@@ -126,7 +127,7 @@ Call each with the root context.
 {{- end }}
 - name: models
   mountPath: {{ .Values.models.root | quote }}
-  readOnly: true
+  readOnly: {{ not .Values.models.serviceReadWrite }}
 {{- end }}
 
 {{- define "kfp-gitops-trigger.volumes" -}}
@@ -171,9 +172,10 @@ Call each with the root context.
           expirationSeconds: {{ .Values.settings.kfp.tokenExpirationSeconds | int }}
           path: token
 {{- end }}
-# Read-only: the pipeline's publish step writes it (ReadWriteMany, so both can mount it).
+# Read-only unless models.serviceReadWrite (promotion renames version folders): the pipeline's
+# publish step writes it (ReadWriteMany, so both can mount it).
 - name: models
   persistentVolumeClaim:
     claimName: {{ .Values.models.pvc.name }}
-    readOnly: true
+    readOnly: {{ not .Values.models.serviceReadWrite }}
 {{- end }}
