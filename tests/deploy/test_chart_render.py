@@ -536,3 +536,37 @@ def test_the_docs_outbound_values_set_what_they_say(tmp_path: Path) -> None:
     policy = one(objs, "NetworkPolicy", SERVICE_NAME)
     anywhere = {p["port"] for r in policy["spec"]["egress"] if "to" not in r for p in r["ports"]}
     assert {9000, 5000} <= anywhere
+
+
+def test_openshift_compile_jobs_ask_for_no_user_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With openshift: true the service's compile Jobs, the pods it creates itself, carry no
+    fixed user id either (restricted-v2 would refuse runAsUser 65532): the rendered env, read
+    by Settings, makes a Job manifest without runAsUser; without the switch it has one."""
+    from trigger_service.rules.model import PipelineSpec
+    from trigger_service.settings import Settings
+    from trigger_service.versions.k8s_compile import JobCompiler
+
+    spec = PipelineSpec.model_validate(
+        {
+            "name": "songs",
+            "source": {
+                "repository": "https://git.example/x.git",
+                "module": "pipeline",
+                "image_template": "img:{short_commit}",
+            },
+        }
+    )
+
+    def job_user(files: tuple[str, ...]) -> object:
+        objs = helm_render("songs-ai", files, ("rbac.compileJobs=true",))
+        env = env_of(container(one(objs, "Deployment", SERVICE_NAME), "trigger-service"))
+        monkeypatch.delenv("TRIGGER_COMPILE_RUN_AS_USER", raising=False)
+        if "TRIGGER_COMPILE_RUN_AS_USER" in env:
+            monkeypatch.setenv(
+                "TRIGGER_COMPILE_RUN_AS_USER", env["TRIGGER_COMPILE_RUN_AS_USER"]["value"]
+            )
+        job = JobCompiler.from_settings(Settings()).job_manifest(spec, "a" * 40, "img:1", "n")
+        return job["spec"]["template"]["spec"]["securityContext"].get("runAsUser", "absent")
+
+    assert job_user(("openshift.yaml",)) == "absent"
+    assert job_user(()) == 65532

@@ -39,6 +39,11 @@ Call each with the root context.
   value: /var/lib/trigger/git-cache
 - name: TRIGGER_COMPILE_TIMEOUT_SECONDS
   value: {{ .Values.settings.git.compileTimeoutSeconds | quote }}
+{{- if .Values.openshift }}
+# Compile Jobs without a fixed user id: restricted-v2 assigns one from the project's range.
+- name: TRIGGER_COMPILE_RUN_AS_USER
+  value: ""
+{{- end }}
 - name: TRIGGER_WORKER_ENABLED
   value: {{ .Values.settings.worker.enabled | quote }}
 - name: TRIGGER_WORKER_POLL_SECONDS
