@@ -570,3 +570,29 @@ def test_openshift_compile_jobs_ask_for_no_user_id(monkeypatch: pytest.MonkeyPat
 
     assert job_user(("openshift.yaml",)) == "absent"
     assert job_user(()) == 65532
+
+
+def test_the_docs_external_urls_are_routed_by_the_ingress() -> None:
+    """Every path the docs call at the Ingress host (trigger.example.com) is one the chart's
+    Ingress routes: /models/.../promote once was, and the ingress controller answered 404."""
+    docs = sorted((DOCS.parent).glob("*.md"))
+    paths = {
+        m.group(1)
+        for doc in docs
+        for m in re.finditer(
+            r"https://(?:[^@/\s]*@)?trigger\.example\.com(/[^\s\"'`)]*)", doc.read_text()
+        )
+    }
+    assert paths, "no external URL found in the docs"
+    objs = helm_render("songs", (), ("ingress.enabled=true",))
+    ingress = one(objs, "Ingress", SERVICE_NAME)
+    assert ingress["spec"]["rules"][0]["host"] == "trigger.example.com"
+    routes = [p for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
+
+    def routed(path: str) -> bool:
+        return any(
+            path == r["path"] if r["pathType"] == "Exact" else path.startswith(r["path"])
+            for r in routes
+        )
+
+    assert [p for p in sorted(paths) if not routed(p)] == []
