@@ -596,3 +596,33 @@ def test_the_docs_external_urls_are_routed_by_the_ingress() -> None:
         )
 
     assert [p for p in sorted(paths) if not routed(p)] == []
+
+
+def test_compile_job_pods_get_no_network() -> None:
+    """With rbac.compileJobs the chart isolates the Job pods the service creates: the policy
+    selects exactly the labels k8s_compile.py puts on them and allows no traffic at all."""
+    from trigger_service.rules.model import PipelineSpec
+    from trigger_service.versions.k8s_compile import JobCompiler
+
+    assert not find(helm_render("songs"), "NetworkPolicy", f"{SERVICE_NAME}-compile")
+    objs = helm_render("songs", (), ("rbac.compileJobs=true",))
+    policy = one(objs, "NetworkPolicy", f"{SERVICE_NAME}-compile")
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert "ingress" not in policy["spec"] and "egress" not in policy["spec"]
+    spec = PipelineSpec.model_validate(
+        {
+            "name": "songs",
+            "source": {
+                "repository": "https://git.example/x.git",
+                "module": "pipeline",
+                "image_template": "img:{short_commit}",
+            },
+        }
+    )
+    job = JobCompiler(None, 60).job_manifest(spec, "a" * 40, "img:1", "n")
+    pod_labels = job["spec"]["template"]["metadata"]["labels"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector.items() <= pod_labels.items()
+    # ... and the service's own policy does not select the Job's pods.
+    service_selector = one(objs, "NetworkPolicy", SERVICE_NAME)["spec"]["podSelector"]
+    assert not service_selector["matchLabels"].items() <= pod_labels.items()
