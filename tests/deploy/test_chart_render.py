@@ -626,3 +626,34 @@ def test_compile_job_pods_get_no_network() -> None:
     # ... and the service's own policy does not select the Job's pods.
     service_selector = one(objs, "NetworkPolicy", SERVICE_NAME)["spec"]["podSelector"]
     assert not service_selector["matchLabels"].items() <= pod_labels.items()
+
+
+# The resolver pods as each platform runs them: labels and the port they listen on (OpenShift's
+# dns-default Service maps 53 to its pods' 5353, and a NetworkPolicy sees the pods' port).
+DNS_PODS = {
+    "kubernetes": ({"k8s-app": "kube-dns"}, 53),
+    "openshift": ({"dns.operator.openshift.io/daemonset-dns": "default"}, 5353),
+}
+
+
+@pytest.mark.parametrize(
+    ("profile", "platform"),
+    [
+        ("defaults", "kubernetes"),
+        ("dev", "kubernetes"),
+        ("prod", "kubernetes"),
+        ("openshift", "openshift"),
+    ],
+)
+def test_network_policy_admits_the_platforms_dns(profile: str, platform: str) -> None:
+    labels, port = DNS_PODS[platform]
+    policy = one(rendered(profile), "NetworkPolicy", SERVICE_NAME)
+    admitting = [
+        r
+        for r in policy["spec"]["egress"]
+        for peer in r.get("to", [])
+        if peer.get("namespaceSelector") == {}
+        and peer["podSelector"]["matchLabels"].items() <= labels.items()
+        and {(p["port"], p["protocol"]) for p in r["ports"]} >= {(port, "UDP"), (port, "TCP")}
+    ]
+    assert admitting, f"{profile}: no egress rule reaches the {platform} DNS pods on {port}"
