@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as PydanticSettingsError
 
@@ -167,6 +174,17 @@ class Settings(BaseSettings):
     compile_namespace: str | None = Field(
         None, description="Namespace of compile Jobs (default: the service's own namespace)."
     )
+    compile_run_as_user: int | None = Field(
+        65532,
+        ge=1,
+        description="User id of a compile Job's pod; empty: none set, the image's non-root "
+        "user runs (OpenShift's restricted-v2 SCC refuses ids outside the project's range).",
+    )
+
+    @field_validator("compile_run_as_user", mode="before")
+    @classmethod
+    def _empty_is_no_user(cls, value: object) -> object:
+        return None if value == "" else value
 
     # --- submission backend
     backend: Literal["local", "kfp", "shadow"] = Field(

@@ -395,3 +395,265 @@ def test_compile_job_rights_only_when_rbac_compile_jobs_asks() -> None:
         f"{SERVICE_NAME}-compile"
     )
     assert not find(asked, "ClusterRole")
+
+
+def test_extra_env_reaches_the_service_container(tmp_path: Path) -> None:
+    """settings.extraEnv is how the settings without a chart value (TRIGGER_MODEL_REGISTRY,
+    TRIGGER_GITHUB_API_URL, ...) are set: each entry is one more env var of both Deployments
+    (it once rendered indented under the previous entry: YAML the engine could not parse)."""
+    values = tmp_path / "registry.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "database": {"dsn": "postgresql+psycopg://u:p@db:5432/t"},
+                "workerDeployment": {"enabled": True},
+                "settings": {
+                    "extraEnv": [
+                        {"name": "TRIGGER_MODEL_REGISTRY", "value": "mlflow"},
+                        {"name": "TRIGGER_MLFLOW_TRACKING_URI", "value": "http://mlflow:5000"},
+                    ]
+                },
+            }
+        )
+    )
+    objs = helm_render("songs", (values,))
+    for name, c in ((SERVICE_NAME, "trigger-service"), (WORKER_NAME, "worker")):
+        env = env_of(container(one(objs, "Deployment", name), c))
+        assert env["TRIGGER_MODEL_REGISTRY"] == {
+            "name": "TRIGGER_MODEL_REGISTRY",
+            "value": "mlflow",
+        }
+        assert env["TRIGGER_MLFLOW_TRACKING_URI"]["value"] == "http://mlflow:5000"
+
+
+OUTBOX_SECRET_KEYS = (
+    "github-api-token",
+    "gitlab-api-token",
+    "gitea-api-token",
+    "mlflow-tracking-token",
+    "kubeflow-registry-token",
+    "s3-access-key",
+    "s3-secret-key",
+)
+
+
+@pytest.mark.parametrize("how", ["values", "existingSecret"])
+def test_outbox_registry_and_s3_keys_are_secret_files_the_settings_read(how: str) -> None:
+    """The forges' status tokens, the registry tokens and the reconcile loop's S3 keys go in
+    the Secret like the webhook secrets: each becomes a TRIGGER_*_FILE that Settings reads."""
+    from trigger_service.settings import Settings
+
+    if how == "values":
+        sets = tuple(f"secrets.values.{k}=v-{k}" for k in OUTBOX_SECRET_KEYS)
+    else:
+        sets = (
+            "secrets.existingSecret=mine",
+            "secrets.existingSecretKeys={" + ",".join(OUTBOX_SECRET_KEYS) + "}",
+        )
+    objs = helm_render("songs", (), sets)
+    deployment = one(objs, "Deployment", SERVICE_NAME)
+    env = env_of(container(deployment, "trigger-service"))
+    for key in OUTBOX_SECRET_KEYS:
+        name = f"TRIGGER_{key.upper().replace('-', '_')}_FILE"
+        assert env[name]["value"] == f"/etc/trigger/secrets/{key}"
+        assert name.removeprefix("TRIGGER_").lower() in Settings.model_fields, name
+    assert_secret_files_are_volume_items(deployment)
+    if how == "values":
+        data = one(objs, "Secret", SECRET_NAME)["data"]
+        assert set(OUTBOX_SECRET_KEYS) <= set(data)
+
+
+def _models_mounts(deployment: dict[str, Any]) -> tuple[Any, Any]:
+    mount = next(
+        m for m in container(deployment, "trigger-service")["volumeMounts"] if m["name"] == "models"
+    )
+    volume = next(
+        v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "models"
+    )
+    return mount.get("readOnly"), volume["persistentVolumeClaim"].get("readOnly")
+
+
+def test_models_volume_read_write_only_when_asked_for_promotion() -> None:
+    """`trigger-service models promote` renames version folders: 409 on a read-only mount.
+    The chart mounts the models PVC read-only unless models.serviceReadWrite is set."""
+    default = one(helm_render("songs"), "Deployment", SERVICE_NAME)
+    assert _models_mounts(default) == (True, True)
+    asked = one(
+        helm_render("songs", (), ("models.serviceReadWrite=true",)), "Deployment", SERVICE_NAME
+    )
+    assert _models_mounts(asked) == (False, False)
+
+
+def test_network_policy_admits_the_s3_endpoint_for_the_reconcile_listing() -> None:
+    """Data triggers with reconcile_seconds list settings.s3Endpoint: its port is admitted,
+    and without an endpoint no such rule is there."""
+
+    def admitted_anywhere(objs: tuple[dict[str, Any], ...]) -> set[int]:
+        policy = one(objs, "NetworkPolicy", SERVICE_NAME)
+        return {p["port"] for r in policy["spec"]["egress"] if "to" not in r for p in r["ports"]}
+
+    plain = admitted_anywhere(helm_render("songs"))
+    assert 9000 not in plain
+    with_s3 = admitted_anywhere(
+        helm_render("songs", (), ("settings.s3Endpoint=minio.minio.svc.cluster.local:9000",))
+    )
+    assert with_s3 == plain | {9000}
+
+
+def test_profiles_whose_rules_compile_a_module_grant_the_compile_jobs() -> None:
+    """The shipped rules compile `module: pipeline` at the pushed commit; with backend kfp that
+    is a Job (docs/security.md). The dev quick start's first run must not end in a 403."""
+    objs = rendered("dev")
+    rules = yaml.safe_load(one(objs, "ConfigMap", f"{SERVICE_NAME}-rules")["data"]["rules.yaml"])
+    assert any("module" in p["source"] for p in rules["pipelines"])
+    assert env_of(container(one(objs, "Deployment", SERVICE_NAME), "trigger-service"))[
+        "TRIGGER_BACKEND"
+    ]["value"] == ("kfp")
+    assert one(objs, "Role", f"{SERVICE_NAME}-compile")
+    binding = one(objs, "RoleBinding", f"{SERVICE_NAME}-compile")
+    assert binding["subjects"][0]["name"] == SERVICE_NAME
+
+
+def test_the_docs_outbound_values_set_what_they_say(tmp_path: Path) -> None:
+    """docs/deployment.md's outbound.yaml (statuses, MLflow, reconcile S3) over the prod
+    profile: the settings reach the containers, the tokens are secret files, and the
+    NetworkPolicy admits MinIO and MLflow."""
+    from trigger_service.settings import Settings
+
+    blocks = _doc_values_blocks(DOCS)
+    assert "outbound.yaml" in blocks, "docs/deployment.md lost its outbound values example"
+    f = tmp_path / "outbound.yaml"
+    f.write_text(blocks["outbound.yaml"])
+    objs = helm_render("songs", ("prod.yaml", f))
+    for name, c in ((SERVICE_NAME, "trigger-service"), (WORKER_NAME, "worker")):
+        env = env_of(container(one(objs, "Deployment", name), c))
+        assert env["TRIGGER_MODEL_REGISTRY"]["value"] == "mlflow"
+        assert env["TRIGGER_S3_ENDPOINT"]["value"] == "minio.minio.svc.cluster.local:9000"
+        for key in ("github-api-token", "s3-access-key", "s3-secret-key"):
+            name_ = f"TRIGGER_{key.upper().replace('-', '_')}_FILE"
+            assert env[name_]["value"] == f"/etc/trigger/secrets/{key}"
+            assert name_.removeprefix("TRIGGER_").lower() in Settings.model_fields
+    policy = one(objs, "NetworkPolicy", SERVICE_NAME)
+    anywhere = {p["port"] for r in policy["spec"]["egress"] if "to" not in r for p in r["ports"]}
+    assert {9000, 5000} <= anywhere
+
+
+def test_openshift_compile_jobs_ask_for_no_user_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With openshift: true the service's compile Jobs, the pods it creates itself, carry no
+    fixed user id either (restricted-v2 would refuse runAsUser 65532): the rendered env, read
+    by Settings, makes a Job manifest without runAsUser; without the switch it has one."""
+    from trigger_service.rules.model import PipelineSpec
+    from trigger_service.settings import Settings
+    from trigger_service.versions.k8s_compile import JobCompiler
+
+    spec = PipelineSpec.model_validate(
+        {
+            "name": "songs",
+            "source": {
+                "repository": "https://git.example/x.git",
+                "module": "pipeline",
+                "image_template": "img:{short_commit}",
+            },
+        }
+    )
+
+    def job_user(files: tuple[str, ...]) -> object:
+        objs = helm_render("songs-ai", files, ("rbac.compileJobs=true",))
+        env = env_of(container(one(objs, "Deployment", SERVICE_NAME), "trigger-service"))
+        monkeypatch.delenv("TRIGGER_COMPILE_RUN_AS_USER", raising=False)
+        if "TRIGGER_COMPILE_RUN_AS_USER" in env:
+            monkeypatch.setenv(
+                "TRIGGER_COMPILE_RUN_AS_USER", env["TRIGGER_COMPILE_RUN_AS_USER"]["value"]
+            )
+        job = JobCompiler.from_settings(Settings()).job_manifest(spec, "a" * 40, "img:1", "n")
+        return job["spec"]["template"]["spec"]["securityContext"].get("runAsUser", "absent")
+
+    assert job_user(("openshift.yaml",)) == "absent"
+    assert job_user(()) == 65532
+
+
+def test_the_docs_external_urls_are_routed_by_the_ingress() -> None:
+    """Every path the docs call at the Ingress host (trigger.example.com) is one the chart's
+    Ingress routes: /models/.../promote once was, and the ingress controller answered 404."""
+    docs = sorted((DOCS.parent).glob("*.md"))
+    paths = {
+        m.group(1)
+        for doc in docs
+        for m in re.finditer(
+            r"https://(?:[^@/\s]*@)?trigger\.example\.com(/[^\s\"'`)]*)", doc.read_text()
+        )
+    }
+    assert paths, "no external URL found in the docs"
+    objs = helm_render("songs", (), ("ingress.enabled=true",))
+    ingress = one(objs, "Ingress", SERVICE_NAME)
+    assert ingress["spec"]["rules"][0]["host"] == "trigger.example.com"
+    routes = [p for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
+
+    def routed(path: str) -> bool:
+        return any(
+            path == r["path"] if r["pathType"] == "Exact" else path.startswith(r["path"])
+            for r in routes
+        )
+
+    assert [p for p in sorted(paths) if not routed(p)] == []
+
+
+def test_compile_job_pods_get_no_network() -> None:
+    """With rbac.compileJobs the chart isolates the Job pods the service creates: the policy
+    selects exactly the labels k8s_compile.py puts on them and allows no traffic at all."""
+    from trigger_service.rules.model import PipelineSpec
+    from trigger_service.versions.k8s_compile import JobCompiler
+
+    assert not find(helm_render("songs"), "NetworkPolicy", f"{SERVICE_NAME}-compile")
+    objs = helm_render("songs", (), ("rbac.compileJobs=true",))
+    policy = one(objs, "NetworkPolicy", f"{SERVICE_NAME}-compile")
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert "ingress" not in policy["spec"] and "egress" not in policy["spec"]
+    spec = PipelineSpec.model_validate(
+        {
+            "name": "songs",
+            "source": {
+                "repository": "https://git.example/x.git",
+                "module": "pipeline",
+                "image_template": "img:{short_commit}",
+            },
+        }
+    )
+    job = JobCompiler(None, 60).job_manifest(spec, "a" * 40, "img:1", "n")
+    pod_labels = job["spec"]["template"]["metadata"]["labels"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector.items() <= pod_labels.items()
+    # ... and the service's own policy does not select the Job's pods.
+    service_selector = one(objs, "NetworkPolicy", SERVICE_NAME)["spec"]["podSelector"]
+    assert not service_selector["matchLabels"].items() <= pod_labels.items()
+
+
+# The resolver pods as each platform runs them: labels and the port they listen on (OpenShift's
+# dns-default Service maps 53 to its pods' 5353, and a NetworkPolicy sees the pods' port).
+DNS_PODS = {
+    "kubernetes": ({"k8s-app": "kube-dns"}, 53),
+    "openshift": ({"dns.operator.openshift.io/daemonset-dns": "default"}, 5353),
+}
+
+
+@pytest.mark.parametrize(
+    ("profile", "platform"),
+    [
+        ("defaults", "kubernetes"),
+        ("dev", "kubernetes"),
+        ("prod", "kubernetes"),
+        ("openshift", "openshift"),
+    ],
+)
+def test_network_policy_admits_the_platforms_dns(profile: str, platform: str) -> None:
+    labels, port = DNS_PODS[platform]
+    policy = one(rendered(profile), "NetworkPolicy", SERVICE_NAME)
+    admitting = [
+        r
+        for r in policy["spec"]["egress"]
+        for peer in r.get("to", [])
+        if peer.get("namespaceSelector") == {}
+        and peer["podSelector"]["matchLabels"].items() <= labels.items()
+        and {(p["port"], p["protocol"]) for p in r["ports"]} >= {(port, "UDP"), (port, "TCP")}
+    ]
+    assert admitting, f"{profile}: no egress rule reaches the {platform} DNS pods on {port}"

@@ -128,7 +128,9 @@ def test_the_chart_grants_exactly_what_the_compile_job_needs(backend: str, grant
 
     chart = helm.Chart.load(str(CHART))
     try:
-        rendered = chart.render({"settings": {"backend": backend}}, name="t", namespace="ml")
+        # rbac.compileJobs asks for the rights; only backend kfp compiles in Jobs.
+        values = {"settings": {"backend": backend}, "rbac": {"compileJobs": True}}
+        rendered = chart.render(values, name="t", namespace="ml")
     finally:
         chart.close()
     objects = [
@@ -155,3 +157,32 @@ def test_the_chart_grants_exactly_what_the_compile_job_needs(backend: str, grant
         o for o in objects if o["kind"] == "Role" and "compile" not in o["metadata"]["name"]
     )
     assert not any("batch" in r["apiGroups"] for r in main["rules"])
+
+
+@pytest.mark.parametrize(("env", "expected"), [(None, 65532), ("", None), ("20001", 20001)])
+def test_job_user_id_from_settings(
+    monkeypatch: pytest.MonkeyPatch, env: str | None, expected: int | None
+) -> None:
+    """TRIGGER_COMPILE_RUN_AS_USER: a fixed id by default; empty (the chart's openshift: true)
+    sets none, since OpenShift's restricted-v2 SCC refuses a pod asking for an id outside the
+    project's range; runAsNonRoot stays either way."""
+    from trigger_service.settings import Settings
+
+    if env is None:
+        monkeypatch.delenv("TRIGGER_COMPILE_RUN_AS_USER", raising=False)
+    else:
+        monkeypatch.setenv("TRIGGER_COMPILE_RUN_AS_USER", env)
+    job = JobCompiler.from_settings(Settings()).job_manifest(spec(), "a" * 40, "img:1", "n")
+    context = job["spec"]["template"]["spec"]["securityContext"]
+    assert context.get("runAsUser") == expected
+    assert context["runAsNonRoot"] is True
+
+
+def test_job_user_id_zero_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from trigger_service.settings import Settings
+
+    monkeypatch.setenv("TRIGGER_COMPILE_RUN_AS_USER", "0")
+    with pytest.raises(ValidationError, match="compile_run_as_user"):
+        Settings()

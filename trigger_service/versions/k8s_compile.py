@@ -46,6 +46,7 @@ class JobCompiler:
         api_client: Any = None,
         poll_seconds: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
+        run_as_user: int | None = 65532,
     ) -> None:
         self.namespace = namespace
         self.timeout = timeout
@@ -54,6 +55,7 @@ class JobCompiler:
         self._api_client = api_client
         self.poll_seconds = poll_seconds
         self.sleep = sleep
+        self.run_as_user = run_as_user
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobCompiler:
@@ -62,6 +64,7 @@ class JobCompiler:
             settings.compile_timeout_seconds,
             settings.compile_cpu,
             settings.compile_memory_bytes,
+            run_as_user=settings.compile_run_as_user,
         )
 
     def compile(self, pipeline: PipelineSpec, tree: Path, commit: str, output: Path) -> None:
@@ -108,11 +111,13 @@ class JobCompiler:
                         "restartPolicy": "Never",
                         "automountServiceAccountToken": False,
                         "enableServiceLinks": False,
+                        # No runAsUser when none is set: OpenShift assigns one from the
+                        # project's range and refuses a pod that asks for another.
                         "securityContext": {
                             "runAsNonRoot": True,
-                            "runAsUser": 65532,
                             "seccompProfile": {"type": "RuntimeDefault"},
-                        },
+                        }
+                        | ({} if self.run_as_user is None else {"runAsUser": self.run_as_user}),
                         "containers": [
                             {
                                 "name": "compile",

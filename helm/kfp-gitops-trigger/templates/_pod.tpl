@@ -39,6 +39,11 @@ Call each with the root context.
   value: /var/lib/trigger/git-cache
 - name: TRIGGER_COMPILE_TIMEOUT_SECONDS
   value: {{ .Values.settings.git.compileTimeoutSeconds | quote }}
+{{- if .Values.openshift }}
+# Compile Jobs without a fixed user id: restricted-v2 assigns one from the project's range.
+- name: TRIGGER_COMPILE_RUN_AS_USER
+  value: ""
+{{- end }}
 - name: TRIGGER_WORKER_ENABLED
   value: {{ .Values.settings.worker.enabled | quote }}
 - name: TRIGGER_WORKER_POLL_SECONDS
@@ -104,7 +109,8 @@ Call each with the root context.
 {{- end }}
 {{- end }}
 {{- with .Values.settings.extraEnv }}
-{{- toYaml . | nindent 12 }}
+{{/* At column 0 like the entries above: the caller indents the whole list. */}}
+{{ toYaml . }}
 {{- end }}
 {{- end }}
 
@@ -126,7 +132,7 @@ Call each with the root context.
 {{- end }}
 - name: models
   mountPath: {{ .Values.models.root | quote }}
-  readOnly: true
+  readOnly: {{ not .Values.models.serviceReadWrite }}
 {{- end }}
 
 {{- define "kfp-gitops-trigger.volumes" -}}
@@ -171,9 +177,10 @@ Call each with the root context.
           expirationSeconds: {{ .Values.settings.kfp.tokenExpirationSeconds | int }}
           path: token
 {{- end }}
-# Read-only: the pipeline's publish step writes it (ReadWriteMany, so both can mount it).
+# Read-only unless models.serviceReadWrite (promotion renames version folders): the pipeline's
+# publish step writes it (ReadWriteMany, so both can mount it).
 - name: models
   persistentVolumeClaim:
     claimName: {{ .Values.models.pvc.name }}
-    readOnly: true
+    readOnly: {{ not .Values.models.serviceReadWrite }}
 {{- end }}
