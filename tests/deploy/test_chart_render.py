@@ -484,9 +484,17 @@ def test_models_volume_read_write_only_when_asked_for_promotion() -> None:
     assert _models_mounts(asked) == (False, False)
 
 
-def test_network_policy_admits_the_s3_endpoint_for_the_reconcile_listing() -> None:
-    """Data triggers with reconcile_seconds list settings.s3Endpoint: its port is admitted,
-    and without an endpoint no such rule is there."""
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "minio.minio.svc.cluster.local:9000",
+        "http://minio.minio.svc.cluster.local:9000",  # the form the Secrets of the docs use
+        "http://minio.minio.svc.cluster.local:9000/",
+    ],
+)
+def test_network_policy_admits_the_s3_endpoint_for_the_reconcile_listing(endpoint: str) -> None:
+    """Data triggers with reconcile_seconds list settings.s3Endpoint (host:port or a URL, as
+    Settings takes it): its port is admitted, and without an endpoint no such rule is there."""
 
     def admitted_anywhere(objs: tuple[dict[str, Any], ...]) -> set[int]:
         policy = one(objs, "NetworkPolicy", SERVICE_NAME)
@@ -495,7 +503,7 @@ def test_network_policy_admits_the_s3_endpoint_for_the_reconcile_listing() -> No
     plain = admitted_anywhere(helm_render("songs"))
     assert 9000 not in plain
     with_s3 = admitted_anywhere(
-        helm_render("songs", (), ("settings.s3Endpoint=minio.minio.svc.cluster.local:9000",))
+        helm_render("songs", (), (f"settings.s3Endpoint={endpoint}",))
     )
     assert with_s3 == plain | {9000}
 
