@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import httpx
 
@@ -225,11 +226,23 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 
 def cmd_models_promote(args: argparse.Namespace) -> int:
     """POST /models/NAME/VERSION/promote: serve VERSION (volume, roll-out, registry alias)."""
-    response = httpx.post(
-        f"{args.url.rstrip('/')}/models/{args.name}/{args.version}/promote",
-        headers={"Authorization": f"Bearer {args.token}"},
-        timeout=60,
-    )
+    try:
+        token = args.token or ClientSettings().token()
+    except ValueError as exc:  # TRIGGER_MANUAL_TOKEN_FILE unreadable
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not token:
+        print("error: give --token or set TRIGGER_MANUAL_TOKEN", file=sys.stderr)
+        return 2
+    try:
+        response = httpx.post(
+            f"{args.url.rstrip('/')}/models/{quote(args.name, safe='')}/{args.version}/promote",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        )
+    except httpx.TransportError as exc:
+        print(f"error: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 2
     print(response.text)
     return 0 if response.status_code < 300 else 1
 
@@ -303,8 +316,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prom.add_argument("name")
     prom.add_argument("version", type=int)
-    prom.add_argument("--url", default="http://127.0.0.1:8080")
-    prom.add_argument("--token", required=True, help="the operator (manual trigger) token")
+    prom.add_argument(
+        "--url", default=client_settings.url, help="service base URL (default: TRIGGER_URL)"
+    )
+    prom.add_argument(
+        "--token",
+        help="operator token (default: TRIGGER_MANUAL_TOKEN, or the file "
+        "TRIGGER_MANUAL_TOKEN_FILE)",
+    )
     prom.set_defaults(func=cmd_models_promote)
 
     for name, target in PIPELINE_COMMANDS.items():
