@@ -269,13 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run a worker (health and metrics, no webhooks)")
-    worker.add_argument("--host")
+    worker.add_argument("--host", help="address to bind (default: TRIGGER_HOST)")
     worker.add_argument("--port", type=int, help="default: TRIGGER_WORKER_PORT")
     worker.set_defaults(func=cmd_worker)
 
     for name, what in (("backup", "copy the SQLite store to FILE"), ("restore", "load FILE")):
         b = sub.add_parser(name, help=f"{what} (online; - for stdout/stdin)")
-        b.add_argument("file")
+        b.add_argument("file", help="the backup file, or - for stdout (backup) / stdin (restore)")
         b.set_defaults(func=cmd_backup)
 
     check = sub.add_parser("check-rules", help="validate a rules file")
@@ -310,12 +310,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_commands(sub, client_settings)
 
     models = sub.add_parser("models", help="published model versions")
-    models_sub = models.add_subparsers(dest="models_command", required=True)
+    models_sub = models.add_subparsers(
+        dest="models_command", required=True, help="promote: serve a published version"
+    )
     prom = models_sub.add_parser(
         "promote", help="serve VERSION of NAME: the volume, the roll-out and the registry alias"
     )
-    prom.add_argument("name")
-    prom.add_argument("version", type=int)
+    prom.add_argument("name", help="model name, as on the models volume")
+    prom.add_argument("version", type=int, help="the published version to serve")
     prom.add_argument(
         "--url", default=client_settings.url, help="service base URL (default: TRIGGER_URL)"
     )
