@@ -205,3 +205,17 @@ def test_the_pipelines_page_names_the_source_of_each_kind(build: Build, repo: Gi
         page = client.get("/ui/pipelines").text
         assert "module <code>pipeline</code>, compiled at each commit" in page
         assert "None" not in page
+
+
+def test_the_cookie_is_secure_behind_a_tls_terminating_ingress(client: TestClient) -> None:
+    """The ingress speaks plain HTTP to the pod and says X-Forwarded-Proto: https; uvicorn only
+    believes that header from 127.0.0.1, so the URL's scheme alone left the cookie not Secure."""
+    plain = client.post("/ui/signin", data={"token": "manual-token"}, follow_redirects=False)
+    assert "secure" not in plain.headers["set-cookie"].lower()
+    behind = client.post(
+        "/ui/signin",
+        data={"token": "manual-token"},
+        headers={"X-Forwarded-Proto": "https"},
+        follow_redirects=False,
+    )
+    assert behind.status_code == 303 and "; secure" in behind.headers["set-cookie"].lower()
