@@ -2,8 +2,9 @@
 
 Signing in with the operator token (the manual trigger's) sets a cookie `<issued>.<nonce>.<mac>`
 (HttpOnly, SameSite=Strict, Secure over HTTPS or behind a proxy saying so, path /ui), the MAC
-keyed from the token: changing the token signs every session out, and any replica can check any cookie. Each form carries a
-CSRF token, an HMAC of the session cookie, checked on every POST beside the Origin header.
+keyed from the token: changing the token signs every session out, and any replica can check any
+cookie. Each form carries a CSRF token, an HMAC of the session cookie, checked on every POST
+beside the Origin header.
 """
 
 from __future__ import annotations
