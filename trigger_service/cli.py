@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import httpx
 
@@ -233,11 +234,23 @@ def cmd_models_promote(args: argparse.Namespace) -> int:
     except RejectedInput as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    response = httpx.post(
-        f"{args.url.rstrip('/')}/models/{args.name}/{args.version}/promote",
-        headers={"Authorization": f"Bearer {args.token}"},
-        timeout=60,
-    )
+    try:
+        token = args.token or ClientSettings().token()
+    except ValueError as exc:  # TRIGGER_MANUAL_TOKEN_FILE unreadable
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not token:
+        print("error: give --token or set TRIGGER_MANUAL_TOKEN", file=sys.stderr)
+        return 2
+    try:
+        response = httpx.post(
+            f"{args.url.rstrip('/')}/models/{quote(args.name, safe='')}/{args.version}/promote",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        )
+    except httpx.TransportError as exc:
+        print(f"error: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 2
     print(response.text)
     return 0 if response.status_code < 300 else 1
 
@@ -270,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, what in (("backup", "copy the SQLite store to FILE"), ("restore", "load FILE")):
         b = sub.add_parser(name, help=f"{what} (online; - for stdout/stdin)")
-        b.add_argument("file", help="the backup file, or - for stdout/stdin")
+        b.add_argument("file", help="the backup file, or - for stdout (backup) / stdin (restore)")
         b.set_defaults(func=cmd_backup)
 
     check = sub.add_parser("check-rules", help="validate a rules file")
@@ -305,16 +318,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_commands(sub, client_settings)
 
     models = sub.add_parser("models", help="published model versions")
-    models_sub = models.add_subparsers(dest="models_command", required=True, help="promote")
+    models_sub = models.add_subparsers(
+        dest="models_command", required=True, help="promote: serve a published version"
+    )
     prom = models_sub.add_parser(
         "promote", help="serve VERSION of NAME: the volume, the roll-out and the registry alias"
     )
-    prom.add_argument("name", help="model name (a folder under the models root)")
-    prom.add_argument("version", type=int, help="the published version number to serve")
+    prom.add_argument("name", help="model name, as on the models volume")
+    prom.add_argument("version", type=int, help="the published version to serve")
     prom.add_argument(
         "--url", default=client_settings.url, help="service base URL (default: TRIGGER_URL)"
     )
-    prom.add_argument("--token", required=True, help="the operator (manual trigger) token")
+    prom.add_argument(
+        "--token",
+        help="operator token (default: TRIGGER_MANUAL_TOKEN, or the file "
+        "TRIGGER_MANUAL_TOKEN_FILE)",
+    )
     prom.set_defaults(func=cmd_models_promote)
 
     for name, target in PIPELINE_COMMANDS.items():

@@ -502,9 +502,7 @@ def test_network_policy_admits_the_s3_endpoint_for_the_reconcile_listing(endpoin
 
     plain = admitted_anywhere(helm_render("songs"))
     assert 9000 not in plain
-    with_s3 = admitted_anywhere(
-        helm_render("songs", (), (f"settings.s3Endpoint={endpoint}",))
-    )
+    with_s3 = admitted_anywhere(helm_render("songs", (), (f"settings.s3Endpoint={endpoint}",)))
     assert with_s3 == plain | {9000}
 
 

@@ -317,6 +317,9 @@ def test_a_running_run_is_canceled_from_its_page(page: Any, console: tuple[Conso
     assert page.inner_text(".message") == "canceled by an operator"
     assert page.inner_text("#run-state") == "canceled"
     assert "canceled by an operator" in page.inner_text("ol.states")
+    # The step that was running when the run was stopped does not still read RUNNING.
+    steps = page.inner_text("#steps")
+    assert "RUNNING" not in steps and "STOPPED (the run ended canceled" in steps, steps
     shot(page, "run-canceled")
     assert not (app.settings.models_root / "songs").exists(), "nothing published"
 

@@ -18,9 +18,11 @@ from trigger_service.cli import main
 
 class _Recorder(BaseHTTPRequestHandler):
     seen: ClassVar[list[str]] = []
+    tokens: ClassVar[list[str]] = []
 
     def do_POST(self) -> None:
         self.seen.append(self.path)
+        self.tokens.append(self.headers.get("Authorization", ""))
         answer = {"id": "x", "state": "canceled", "detail": "ok", "name": "x", "paused": True}
         body = json.dumps(answer).encode()
         self.send_response(200)
@@ -37,6 +39,7 @@ class _Recorder(BaseHTTPRequestHandler):
 def recorder() -> Iterator[tuple[str, list[str]]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
     _Recorder.seen = []
+    _Recorder.tokens = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", _Recorder.seen
@@ -87,3 +90,15 @@ def test_trigger_with_an_unreadable_token_file_exits_2(
     monkeypatch.setenv("TRIGGER_MANUAL_TOKEN_FILE", str(tmp_path / "missing"))
     assert main(["trigger", "songs", "--url", "http://127.0.0.1:1"]) == 2
     assert "TRIGGER_MANUAL_TOKEN_FILE" in capsys.readouterr().err
+
+
+def test_models_promote_reads_the_url_and_token_from_the_environment(
+    recorder: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like every client command (it had a fixed 127.0.0.1:8080 and a required --token)."""
+    url, seen = recorder
+    monkeypatch.setenv("TRIGGER_URL", url)
+    monkeypatch.setenv("TRIGGER_MANUAL_TOKEN", "from-env")
+    assert main(["models", "promote", "songs", "3"]) == 0
+    assert seen == ["/models/songs/3/promote"]
+    assert _Recorder.tokens == ["Bearer from-env"]

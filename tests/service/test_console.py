@@ -13,6 +13,7 @@ from sqlalchemy import insert
 
 from tests.service.conftest import Build
 from tests.support.backends import ScriptedBackend
+from tests.support.repo import GitRepo, rules_text
 from trigger_service.api import create_app
 from trigger_service.database import events
 from trigger_service.service import Services
@@ -187,3 +188,34 @@ def test_ten_thousand_events_page_a_hundred_at_a_time(
     assert "storage-09999" in last and 'id="older"' not in last
     assert client.get("/ui", params={"page": "-1"}).status_code == 200
     assert client.get("/ui", params={"page": "9" * 40}).status_code == 200
+
+
+def test_the_pipelines_page_names_the_source_of_each_kind(build: Build, repo: GitRepo) -> None:
+    """A `module:` source (the embedded default's) read "(branch main, None)"."""
+    compiled = build()
+    with TestClient(create_app(compiled, start_worker=False)) as client:
+        line = client.get("/ui/pipelines").text
+        assert "compiled pipeline <code>pipeline.yaml</code>" in line and "None" not in line
+    module_rules = rules_text(repo.url).replace(
+        "package_path: pipeline.yaml",
+        'module: pipeline\n      image_template: "localhost/pipeline:{commit}"',
+    )
+    built = build(rules=module_rules)
+    with TestClient(create_app(built, start_worker=False)) as client:
+        page = client.get("/ui/pipelines").text
+        assert "module <code>pipeline</code>, compiled at each commit" in page
+        assert "None" not in page
+
+
+def test_the_cookie_is_secure_behind_a_tls_terminating_ingress(client: TestClient) -> None:
+    """The ingress speaks plain HTTP to the pod and says X-Forwarded-Proto: https; uvicorn only
+    believes that header from 127.0.0.1, so the URL's scheme alone left the cookie not Secure."""
+    plain = client.post("/ui/signin", data={"token": "manual-token"}, follow_redirects=False)
+    assert "secure" not in plain.headers["set-cookie"].lower()
+    behind = client.post(
+        "/ui/signin",
+        data={"token": "manual-token"},
+        headers={"X-Forwarded-Proto": "https"},
+        follow_redirects=False,
+    )
+    assert behind.status_code == 303 and "; secure" in behind.headers["set-cookie"].lower()

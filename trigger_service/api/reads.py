@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
@@ -11,9 +12,11 @@ from sqlalchemy import select
 
 from trigger_service.api.deps import get_services, require_operator
 from trigger_service.database import current_versions, events, pipeline_versions, runs
+from trigger_service.events import EventKind
 from trigger_service.inbox.store import STATUSES
 from trigger_service.outbox.store import items_for as outbox_items
 from trigger_service.service import Services
+from trigger_service.sources import SOURCES
 from trigger_service.tracking import runs as tracked
 from trigger_service.tracking.models import decision_of, read_models
 from trigger_service.validation import INT64_MAX
@@ -24,15 +27,21 @@ Limit = Query(50, ge=1, le=500)
 Offset = Query(0, ge=0, le=INT64_MAX)  # beyond 64 bits the store cannot take it
 
 
+def _one_of(values: Iterable[str], description: str) -> Any:
+    """A filter that takes only these values: a misspelt one is a 400 naming the field and the
+    values, not an empty list that reads as "nothing there"."""
+    return Query(None, pattern=f"^({'|'.join(sorted(values))})$", description=description)
+
+
 def _not_found(what: str, ident: str) -> HTTPException:
     return HTTPException(status_code=404, detail=f"{what} {ident} not found")
 
 
 @router.get("/events", summary="Stored events, newest first")
 async def list_events(
-    source: str | None = None,
-    kind: str | None = None,
-    status: str | None = Query(None, description=f"one of {', '.join(STATUSES)}"),
+    source: str | None = _one_of(SOURCES, "the sender"),
+    kind: str | None = _one_of([k.value for k in EventKind], "code, data, drift or manual"),
+    status: str | None = _one_of(STATUSES, f"one of {', '.join(STATUSES)}"),
     limit: int = Limit,
     offset: int = Offset,
     services: Services = Depends(get_services),
@@ -70,7 +79,7 @@ def _read(services: Services, fn: Any, *args: Any) -> Any:
 
 @router.get("/decisions", summary="Decisions, newest first")
 async def list_decisions(
-    outcome: str | None = None,
+    outcome: str | None = _one_of(("run", "no_run"), "run or no_run"),
     state: str | None = None,
     pipeline: str | None = None,
     limit: int = Limit,

@@ -1,9 +1,10 @@
 """Console sign-in and CSRF, with no server-side session store.
 
 Signing in with the operator token (the manual trigger's) sets a cookie `<issued>.<nonce>.<mac>`
-(HttpOnly, SameSite=Strict, Secure over HTTPS, path /ui), the MAC keyed from the token: changing
-the token signs every session out, and any replica can check any cookie. Each form carries a
-CSRF token, an HMAC of the session cookie, checked on every POST beside the Origin header.
+(HttpOnly, SameSite=Strict, Secure over HTTPS or behind a proxy saying so, path /ui), the MAC
+keyed from the token: changing the token signs every session out, and any replica can check any
+cookie. Each form carries a CSRF token, an HMAC of the session cookie, checked on every POST
+beside the Origin header.
 """
 
 from __future__ import annotations
@@ -80,8 +81,16 @@ def set_cookie(response: Response, request: Request, value: str) -> None:
         path="/ui",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=over_https(request),
     )
+
+
+def over_https(request: Request) -> bool:
+    """Whether the browser reached us over HTTPS: directly, or through a TLS-terminating proxy
+    or ingress (X-Forwarded-Proto; uvicorn trusts that header only from 127.0.0.1, and an
+    ingress is not). Trusting it here is safe: a forged value only makes the cookie Secure."""
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return request.url.scheme == "https" or forwarded == "https"
 
 
 def clear_cookie(response: Response) -> None:

@@ -21,6 +21,7 @@ function refreshRows(tbody) {
 
 // kfp.local's own lines, as tracking/logs.py reads them: the step list follows the log live.
 const ANSI = /\x1b\[[0-9;]*m/g;
+const ACTIVE = ["submitting", "pending", "running"];
 const STARTED = /Executing task '([^']+)'/;
 const ENDED = /Task '([^']+)' finished with status (\w+)/;
 
@@ -34,10 +35,15 @@ function updateSteps(list, text) {
     else if (started && !steps.has(started[1])) steps.set(started[1], "RUNNING");
   }
   if (steps.size === 0) return;
-  list.replaceChildren(...[...steps].map(([task, status]) => {
+  // A run that ended (canceled, failed) with a step still running: that step was stopped.
+  const state = (document.getElementById("run-state") || {}).textContent || "";
+  const ended = state && !ACTIVE.includes(state);
+  list.replaceChildren(...[...steps].map(([task, reported]) => {
+    const status = ended && reported === "RUNNING" ? "STOPPED" : reported;
     const item = document.createElement("li");
     item.className = "step-" + status.toLowerCase();
     item.textContent = task + ": " + status;
+    if (status === "STOPPED") item.textContent += " (the run ended " + state + " before it finished)";
     return item;
   }));
 }
@@ -73,7 +79,9 @@ async function showFinalState(runId) {
     tag.textContent = run.state;
     tag.className = "tag state-" + run.state;
     const cancel = document.getElementById("cancel-run");
-    if (cancel && !["submitting", "pending", "running"].includes(run.state)) cancel.form.remove();
+    if (cancel && !ACTIVE.includes(run.state)) cancel.form.remove();
+    const pre = document.getElementById("log");
+    if (pre) updateSteps(document.getElementById("steps"), pre.textContent);
   } catch (err) {
     // The service restarting: the page shows the state it was rendered with.
   }
