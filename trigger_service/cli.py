@@ -53,6 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port or settings.port,
         log_config=None,
         access_log=False,
+        http=lifecycle.head_timeout_protocol(settings.body_timeout_seconds),
         # Open requests get most of the grace; the watchdog ends whatever still hangs.
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds * 0.75)),
     )
@@ -120,6 +121,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         port=args.port or settings.worker_port,
         log_config=None,
         access_log=False,
+        http=lifecycle.head_timeout_protocol(settings.body_timeout_seconds),
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds * 0.75)),
     )
     lifecycle.GracefulServer(config, settings.shutdown_grace_seconds).run()
