@@ -54,6 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port or settings.port,
         log_config=None,
         access_log=False,
+        http=lifecycle.head_timeout_protocol(settings.body_timeout_seconds),
         # Open requests get most of the grace; the watchdog ends whatever still hangs.
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds * 0.75)),
     )
@@ -67,7 +68,7 @@ def _start(build: Callable[[Settings], Services]) -> Services | int:
     import logging
     import os
 
-    from sqlalchemy.exc import ArgumentError
+    from sqlalchemy.exc import ArgumentError, DBAPIError
 
     from trigger_service import logs
     from trigger_service.rules import RulesError
@@ -79,10 +80,11 @@ def _start(build: Callable[[Settings], Services]) -> Services | int:
     try:
         settings = load_settings()
         logs.configure(settings.log_level, settings.log_json)
-        if _rules_missing(settings.rules_path):
-            return 2
+        # Warned first: a misspelt TRIGGER_RULES_PATH is a likely cause of a missing rules file.
         for warning in unknown_variables(os.environ):
             logging.getLogger("trigger_service.settings").warning(warning)
+        if _rules_missing(settings.rules_path):
+            return 2
         return build(settings)
     except (SettingsError, RulesError) as exc:
         problem = " ".join(line.strip() for line in str(exc).splitlines())
@@ -90,6 +92,10 @@ def _start(build: Callable[[Settings], Services]) -> Services | int:
         problem = f"{exc.filename}: {exc.strerror}"
     except ArgumentError as exc:
         problem = f"TRIGGER_DATABASE_URL: {str(exc).splitlines()[0]}"
+    except DBAPIError as exc:  # the store unreachable or unopenable: the driver's reason only
+        reason = str(exc.orig or exc).strip().splitlines() or [type(exc).__name__]
+        print(f"cannot start: the store (TRIGGER_DATABASE_URL): {reason[0]}", file=sys.stderr)
+        return 1
     except ValueError as exc:  # a backend that refuses its settings
         problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     print(f"refusing to start: {problem}", file=sys.stderr)
@@ -116,6 +122,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         port=args.port or settings.worker_port,
         log_config=None,
         access_log=False,
+        http=lifecycle.head_timeout_protocol(settings.body_timeout_seconds),
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds * 0.75)),
     )
     lifecycle.GracefulServer(config, settings.shutdown_grace_seconds).run()

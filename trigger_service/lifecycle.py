@@ -3,10 +3,13 @@
 end_process(reason)               SIGTERM to this process (uvicorn shuts down gracefully),
                                   remembered so `serve` exits non-zero for its supervisor
 start_shutdown_watchdog(seconds)  os._exit(EXIT_HUNG) if the process still lives by then
+head_timeout_protocol(seconds)    uvicorn's h11 protocol, closing a connection whose request
+                                  head is not complete within `seconds`
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -14,7 +17,9 @@ import signal
 import threading
 from types import FrameType
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger(__name__)
 
@@ -59,3 +64,47 @@ class GracefulServer(uvicorn.Server):
             # (no restart). Forget it, so `serve` returns EXIT_WORKER_DIED instead.
             with contextlib.suppress(ValueError, AttributeError):
                 self._captured_signals.remove(sig)
+
+
+def head_timeout_protocol(seconds: float) -> type[H11Protocol]:
+    """uvicorn's h11 protocol with a deadline for each request head. uvicorn has none: a client
+    that sends part of a head (or trickles it) held its connection, a file descriptor, for ever
+    (300 such connections were all still open after 35 s); enough of them exhaust the process's
+    descriptors and no webhook gets in. The body has its own deadline (api/intake.py)."""
+
+    class HeadTimeoutProtocol(H11Protocol):
+        _head_timer: object = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._head_timer = self.loop.call_later(seconds, self._head_late)
+
+        def _disarm(self) -> None:
+            timer, self._head_timer = self._head_timer, None
+            if isinstance(timer, asyncio.TimerHandle):
+                timer.cancel()
+
+        def _head_late(self) -> None:
+            self._head_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()  # nothing was started: there is no one to answer
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:
+                self._disarm()  # the head is complete
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self._arm()  # a kept-alive connection: the next head has the same deadline
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return HeadTimeoutProtocol

@@ -60,7 +60,7 @@ class Settings(BaseSettings):
 
     # --- HTTP service
     host: str = Field("127.0.0.1", description="Address `serve` binds to.")
-    port: int = Field(8080, description="Port `serve` binds to.")
+    port: int = Field(8080, ge=1, le=65535, description="Port `serve` binds to.")
     max_body_bytes: int = Field(1024 * 1024, description="Larger webhook bodies get 413.")
     git_max_body_bytes: int = Field(
         25 * 1024 * 1024,

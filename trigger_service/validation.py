@@ -34,6 +34,9 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 # Parameters that name a folder: checked wherever they come from.
 PATH_SEGMENT_PARAMS = frozenset({"model_name"})
+# ASCII only: int() and float() also take "١٢" (Arabic-Indic digits) and "1_000".
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_NUMBER_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(inf|nan)", re.I)
 _TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
 
 
@@ -64,10 +67,9 @@ def _integer(value: Any, field: str) -> int:
     if isinstance(value, bool):
         raise RejectedInput(f"{field}: must be an integer, not a boolean")
     if isinstance(value, str):
-        try:
-            value = int(value.strip(), 10)
-        except ValueError:
-            raise RejectedInput(f"{field}: {value[:40]!r} is not an integer") from None
+        if not _INTEGER_TEXT.fullmatch(value.strip()):
+            raise RejectedInput(f"{field}: {value[:40]!r} is not an integer")
+        value = int(value.strip(), 10)
     elif isinstance(value, float):
         if not (math.isfinite(value) and value.is_integer()):
             raise RejectedInput(f"{field}: {value!r} is not an integer")
@@ -83,10 +85,9 @@ def _number(value: Any, field: str) -> float:
     if isinstance(value, bool):
         raise RejectedInput(f"{field}: must be a number, not a boolean")
     if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise RejectedInput(f"{field}: {value[:40]!r} is not a number") from None
+        if not _NUMBER_TEXT.fullmatch(value.strip()):
+            raise RejectedInput(f"{field}: {value[:40]!r} is not a number")
+        value = float(value.strip())
     if not isinstance(value, int | float):
         raise RejectedInput(f"{field}: must be a number")
     try:

@@ -719,3 +719,36 @@ def test_promtool_backlog_alert_with_two_replicas(tmp_path: Path) -> None:
         [PROMTOOL, "test", "rules", str(test)], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("name", sorted(OVERLAYS))
+def test_compile_pods_get_no_network(name: str) -> None:
+    """A compile Job runs a pushed commit's code; it had every egress (the KFP API, this service,
+    the cloud's metadata endpoint). Its NetworkPolicy selects the labels the service puts on the
+    Job's pods (versions/k8s_compile.py) and allows nothing either way."""
+    objs = render(f"overlays/{name}")
+    if not find(objs, "Role", f"{SERVICE_NAME}-compile"):
+        assert not find(objs, "NetworkPolicy", f"{SERVICE_NAME}-compile")
+        return  # no compile Jobs without backend kfp
+    from trigger_service.rules import PipelineSpec
+    from trigger_service.versions.k8s_compile import JobCompiler
+
+    pipeline = PipelineSpec.model_validate(
+        {
+            "name": "songs",
+            "source": {
+                "repository": "https://git.example/x.git",
+                "module": "pipeline",
+                "image_template": "registry.example/songs:{commit}",
+            },
+        }
+    )
+    compiler = JobCompiler(namespace="kfp-trigger", cpu="1", memory_bytes=2**30, timeout=60)
+    job = compiler.job_manifest(pipeline, "a" * 40, "registry.example/songs:x", "0" * 32)
+    pod_labels = job["spec"]["template"]["metadata"]["labels"]
+    np = one(objs, "NetworkPolicy", f"{SERVICE_NAME}-compile")
+    assert _labels_match(np["spec"]["podSelector"]["matchLabels"], pod_labels)
+    assert sorted(np["spec"]["policyTypes"]) == ["Egress", "Ingress"]
+    assert not np["spec"].get("ingress") and not np["spec"].get("egress")
+    service_np = one(objs, "NetworkPolicy", SERVICE_NAME)
+    assert not _labels_match(service_np["spec"]["podSelector"]["matchLabels"], pod_labels)

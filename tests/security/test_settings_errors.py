@@ -4,6 +4,7 @@ no part of any secret; unknown TRIGGER_* variables are warned about; every secre
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,8 @@ def rules(tmp_path: Path) -> Path:
         ("worker", {"TRIGGER_RULES_PATH": "missing.yaml"}, "TRIGGER_RULES_PATH"),
         ("serve", {"TRIGGER_DATABASE_URL": "nonsense"}, "TRIGGER_DATABASE_URL"),
         ("serve", {"TRIGGER_MAX_UNVERIFIED_BYTES": "1000"}, "TRIGGER_MAX_UNVERIFIED_BYTES"),
+        ("serve", {"TRIGGER_PORT": "99999"}, "TRIGGER_PORT"),  # was uvicorn's traceback
+        ("serve", {"TRIGGER_PORT": "0"}, "TRIGGER_PORT"),
     ],
 )
 def test_a_configuration_error_is_one_line_naming_the_variable(
@@ -74,9 +77,28 @@ def test_a_configuration_error_is_one_line_naming_the_variable(
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("refusing to start: ")
+    # A missing rules file has its own line (shared with `explain`, see test_starter).
+    assert lines[0].startswith(("refusing to start: ", "error: no rules file at "))
     assert names in lines[0]
     assert "Traceback" not in done.stderr
+    assert SECRET[:4] not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_an_unreachable_store_at_start_is_one_line_without_its_password(
+    tmp_path: Path, rules: Path, command: str
+) -> None:
+    """Was a SQLAlchemy traceback. The URL's password never appears."""
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql+psycopg://trigger:{SECRET}@127.0.0.1:{port}/trigger"
+    done = run(tmp_path, command, TRIGGER_RULES_PATH=str(rules), TRIGGER_DATABASE_URL=url)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("cannot start: the store (TRIGGER_DATABASE_URL): ")
+    assert "refused" in lines[0]
     assert SECRET[:4] not in done.stderr + done.stdout
 
 

@@ -74,6 +74,10 @@ def stored(services: Services) -> int:
         ({"pipeline": "songs", "params": {"epochs": 2.5}}, "params.epochs"),
         ({"pipeline": "songs", "params": {"epochs": True}}, "params.epochs"),
         ({"pipeline": "songs", "params": {"epochs": 2**64}}, "params.epochs"),
+        ({"pipeline": "songs", "params": {"epochs": "\u0661\u0662"}}, "params.epochs"),  # ١٢
+        ({"pipeline": "songs", "params": {"epochs": "1_000"}}, "params.epochs"),
+        ({"pipeline": "songs", "params": {"learning_rate": "\u0661.5"}}, "params.learning_rate"),
+        ({"pipeline": "songs", "params": {"learning_rate": "1_0.5"}}, "params.learning_rate"),
         ({"pipeline": "songs", "params": {"learning_rate": "fast"}}, "params.learning_rate"),
         ({"pipeline": "songs", "params": {"shuffle": "perhaps"}}, "params.shuffle"),
         ({"pipeline": "songs", "params": {"data_uri": 3}}, "params.data_uri"),

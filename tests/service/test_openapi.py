@@ -86,3 +86,22 @@ def test_the_api_answers_as_documented(app: FastAPI) -> None:
             except Exception as exc:  # collect every operation's failure, then report them all
                 failures.append(f"{operation.label}: {str(exc)[:2000]}")
     assert not failures, "\n\n".join(failures)
+
+
+def test_bodies_refused_before_the_route_are_documented_and_shaped_as_documented(
+    app: FastAPI, document: dict
+) -> None:
+    """api.body_limit answers 408/413 on every POST; FastAPI's own 400 for a body that is not
+    UTF-8 said {"detail": ...} where the document promises {"error": ...}."""
+    for path, item in document["paths"].items():
+        if "post" in item:
+            assert {"408", "413"} <= set(item["post"]["responses"]), path
+    with TestClient(app) as client:
+        bad = client.post(
+            "/explain",
+            content=b'{"source": "\xff"}',
+            headers={**AUTH, "Content-Type": "application/json"},
+        )
+        big = client.post("/explain", content=b" " * (2 * 1024 * 1024), headers=AUTH)
+    assert bad.status_code == 400 and bad.json()["error"].startswith("body: ")
+    assert big.status_code == 413 and "limit" in big.json()["error"]

@@ -7,9 +7,11 @@ import logging
 import sqlite3
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trigger_service.errors import (
     BodyTimeout,
@@ -69,8 +71,17 @@ def install(app: FastAPI) -> None:
         problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
         return JSONResponse({"error": "; ".join(problems)}, status_code=400)
 
+    async def http_error(request: Request, exc: Exception) -> Response:
+        # FastAPI's own 400 for a body it cannot decode (invalid UTF-8) said {"detail": ...};
+        # every 400 of this service is {"error": ...}, as documented.
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400:
+            return JSONResponse({"error": f"body: {exc.detail}"}, status_code=400)
+        return await http_exception_handler(request, exc)
+
     for kind, _status in STATUS:
         app.add_exception_handler(kind, domain_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(SQLAlchemyError, store_error)
     app.add_exception_handler(sqlite3.Error, store_error)
     app.add_exception_handler(Ignored, ignored)

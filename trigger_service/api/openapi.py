@@ -9,6 +9,7 @@ produce. `install(app)` fixes the generated document once, from facts about each
     a path with an {id}, /explain    404 Detail ({"detail": ...}, FastAPI's HTTPException)
     POST /events/{event_id}/replay   409 Detail (the event is still in flight)
     every route but /healthz         503 ErrorBody (the store unavailable, or busy)
+    every POST                       408, 413 ErrorBody (api.body_limit)
     /metrics                         text/plain (Prometheus exposition format)
 
 The webhook routes declare their own bodies and answers (api.webhooks).
@@ -126,7 +127,7 @@ def _truthful(app: FastAPI) -> dict[str, Any]:
             ref_template="#/components/schemas/{model}"
         )
     for path, item in document["paths"].items():
-        for operation in item.values():
+        for method, operation in item.items():
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
             if operation.get("parameters") or operation.get("requestBody"):
@@ -137,6 +138,9 @@ def _truthful(app: FastAPI) -> dict[str, Any]:
                 responses.setdefault("404", _ref("Not found", "Detail"))
             if path.endswith("/replay"):
                 responses.setdefault("409", _ref("Still in flight: nothing replayed", "Detail"))
+            if method in ("post", "put", "patch"):  # api.body_limit, before the route runs
+                responses.setdefault("408", _ref("The body did not arrive in time", "ErrorBody"))
+                responses.setdefault("413", _ref("The body is over the size limit", "ErrorBody"))
             if path != "/healthz":
                 responses.setdefault("503", _ref("The store is unavailable", "ErrorBody"))
     metrics = document["paths"].get("/metrics", {}).get("get")
