@@ -69,8 +69,14 @@ def test_out_of_order_and_redelivered_pushes_run_the_head_once(start: Any, repo:
     settle(service)
     again = service.push_github(push_payload(repo, v4, v3, ["pipeline.yaml"]), delivery)
     assert again.status_code == 200 and again.json()["duplicate"] is True
-    # A redelivery under a new id (another forge, a person's replay) is a new event: no new run.
-    assert service.push_github(push_payload(repo, v4, v3, ["pipeline.yaml"])).status_code == 202
+    # The same signed body under a new id within TRIGGER_REPLAY_WINDOW_SECONDS is one event
+    # (issue 12's replay window).
+    replayed = service.push_github(push_payload(repo, v4, v3, ["pipeline.yaml"]))
+    assert replayed.status_code == 200 and replayed.json()["duplicate"] is True
+    # The same push in another body under a new id (another forge, a person's re-send) is a new
+    # event: git decides, no new run.
+    resent = json.dumps(push_payload(repo, v4, v3, ["pipeline.yaml"]), indent=1).encode()
+    assert service.push_github(resent).status_code == 202
     settle(service)
 
     assert versions_run(service) == [v4]
