@@ -66,6 +66,26 @@ def outbox_rows(services: Services) -> list[dict]:
         return [dict(r._mapping) for r in conn.execute(select(outbox).order_by(outbox.c.id))]
 
 
+def build_once(
+    services: Services,
+    clock: FakeClock,
+    backend: ScriptedBackend,
+    repo: GitRepo,
+    forge: ForgeDouble,
+) -> str:
+    """Build the branch once, so that the next push has a diff base: the first build of a branch
+    counts every path as changed (git decides, issue 10). Returns the built commit."""
+    sha = repo.commit({"pipeline.yaml": "# built\n"}, "built")
+    forge.add_commit("team/songs", sha)
+    services.inbox.store([push(clock, repo, sha, ["pipeline.yaml"], n=0)])
+    settle(services, clock)
+    backend.finish_all()
+    settle(services, clock, 2)
+    send(services)
+    assert forge.states("team/songs", sha, CONTEXT)[-1:] == ["success"]
+    return sha
+
+
 def run_ids(services: Services) -> list[str]:
     with services.engine.connect() as conn:
         return list(conn.execute(select(runs.c.id).order_by(runs.c.created_at)).scalars())
@@ -116,15 +136,16 @@ def test_a_failing_run_ends_in_failure_with_its_step(
 
 
 def test_a_push_that_runs_nothing_is_a_success_with_the_reason(
-    build: Build, clock: FakeClock, repo: GitRepo, github: ForgeDouble
+    build: Build, clock: FakeClock, backend: ScriptedBackend, repo: GitRepo, github: ForgeDouble
 ) -> None:
     services = with_statuses(build, github)
+    build_once(services, clock, backend, repo, github)
     sha = repo.commit({"README.md": "docs\n"}, "docs")
     github.add_commit("team/songs", sha)
     services.inbox.store([push(clock, repo, sha, ["README.md"])])
     settle(services, clock)
     send(services)
-    (posted,) = github.posted
+    (posted,) = [p for p in github.posted if p.sha == sha]
     assert posted.state == "success" and posted.sha == sha
     assert "pipeline.yaml" in posted.description, posted.description
     assert posted.target_url and "/decisions/d-" in posted.target_url
@@ -187,9 +208,10 @@ def test_a_forge_outage_delays_statuses_and_loses_none(
 
 
 def test_5xx_and_rate_limits_retry_after_the_servers_delay(
-    build: Build, clock: FakeClock, repo: GitRepo, github: ForgeDouble
+    build: Build, clock: FakeClock, backend: ScriptedBackend, repo: GitRepo, github: ForgeDouble
 ) -> None:
     services = with_statuses(build, github)
+    build_once(services, clock, backend, repo, github)
     sha = repo.commit({"README.md": "docs\n"}, "docs")
     github.add_commit("team/songs", sha)
     github.fail_next(1, 503)
@@ -199,7 +221,7 @@ def test_5xx_and_rate_limits_retry_after_the_servers_delay(
     send(services)  # 503: backoff from TRIGGER_RETRY_BASE_SECONDS (1 s here)
     clock.advance(2)
     send(services)  # 429 with retry-after: 120
-    (row,) = outbox_rows(services)
+    (row,) = [r for r in outbox_rows(services) if sha in r["key"]]
     assert row["state"] == "pending" and row["attempts"] == 2
     assert row["not_before"] - clock() >= 119.9
     clock.advance(60)
