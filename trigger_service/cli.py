@@ -22,12 +22,12 @@ if TYPE_CHECKING:
     from trigger_service.settings import Settings
 
 
-def _rules_missing(path: Path) -> bool:
+def _rules_missing(path: Path, lead: str = "error: ") -> bool:
     """Say in one line that the rules file is not there (instead of a traceback)."""
     if path.is_file():
         return False
     print(
-        f"error: no rules file at {path} (set TRIGGER_RULES_PATH; a starter is rules.yaml at "
+        f"{lead}no rules file at {path} (set TRIGGER_RULES_PATH; a starter is rules.yaml at "
         "the repository root)",
         file=sys.stderr,
     )
@@ -83,7 +83,7 @@ def _start(build: Callable[[Settings], Services]) -> Services | int:
         # Warned first: a misspelt TRIGGER_RULES_PATH is a likely cause of a missing rules file.
         for warning in unknown_variables(os.environ):
             logging.getLogger("trigger_service.settings").warning(warning)
-        if _rules_missing(settings.rules_path):
+        if _rules_missing(settings.rules_path, "refusing to start: "):
             return 2
         return build(settings)
     except (SettingsError, RulesError) as exc:

@@ -104,6 +104,8 @@ def _wait_for_curl_lines(process: subprocess.Popen[str]) -> str:
     for line in process.stdout:
         seen.append(line)
         if line.startswith("Then look:"):
+            # The addresses go on on the next line (the console first, issue 15).
+            seen.append(process.stdout.readline())
             return "".join(seen)
         assert time.monotonic() < deadline, "".join(seen)
     raise AssertionError("the demo ended before printing its curl lines:\n" + "".join(seen))

@@ -56,8 +56,10 @@ def test_a_missing_rules_file_is_one_line(tmp_path: Path, command: list[str]) ->
     env = {"TRIGGER_DATABASE_URL": f"sqlite:///{tmp_path / 'trigger.db'}"}
     done = cli(*command, cwd=tmp_path, env=env, stdin=b'{"pipeline": "songs"}')
     assert done.returncode == 2
+    # serve and worker lead every configuration error with "refusing to start: " (issue 12)
+    lead = "error: " if command[0] == "explain" else "refusing to start: "
     assert done.stderr.splitlines() == [
-        "error: no rules file at rules.yaml (set TRIGGER_RULES_PATH; a starter is rules.yaml "
+        f"{lead}no rules file at rules.yaml (set TRIGGER_RULES_PATH; a starter is rules.yaml "
         "at the repository root)"
     ]
     assert not (tmp_path / "trigger.db").exists()
