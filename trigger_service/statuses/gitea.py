@@ -11,30 +11,13 @@ API base: https://HOST/api/v1.
 
 from __future__ import annotations
 
-from typing import Any
-
-from trigger_service.statuses.base import CommitStatus, StatusChannel, repository_path, short
-
-STATES = {
-    "pending": "pending",
-    "running": "pending",
-    "success": "success",
-    "failure": "failure",
-    "canceled": "error",
-}
+from trigger_service.statuses.github import GitHubStatuses
 
 
-class GiteaStatuses(StatusChannel):
+class GiteaStatuses(GitHubStatuses):
+    """Gitea's status API has GitHub's path, body and state names; only the credentials differ."""
+
     name = "gitea"
 
-    def request(self, status: CommitStatus) -> tuple[str, str, dict[str, str], dict[str, Any]]:
-        owner, repo = repository_path(status.repository, nested=False)
-        body: dict[str, Any] = {
-            "state": STATES[status.state],
-            "description": short(status.description),
-            "context": status.context,
-        }
-        if status.target_url:
-            body["target_url"] = status.target_url
-        headers = {"Authorization": f"token {self._token}", "Accept": "application/json"}
-        return "POST", f"{self.api_url}/repos/{owner}/{repo}/statuses/{status.sha}", headers, body
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self._token}", "Accept": "application/json"}

@@ -37,9 +37,12 @@ class GitHubStatuses(StatusChannel):
         }
         if status.target_url:
             body["target_url"] = status.target_url
-        headers = {
+        url = f"{self.api_url}/repos/{owner}/{repo}/statuses/{status.sha}"
+        return "POST", url, self.headers(), body
+
+    def headers(self) -> dict[str, str]:
+        return {
             "Authorization": f"Bearer {self._token}",
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": "2022-11-28",
         }
-        return "POST", f"{self.api_url}/repos/{owner}/{repo}/statuses/{status.sha}", headers, body
