@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -56,9 +58,16 @@ STRICTER = {"x" * 256}
 def git_accepts(name: str) -> bool:
     if "\x00" in name:
         return False  # argv cannot carry a NUL; git would never see this name
-    done = subprocess.run(
-        ["git", "check-ref-format", "--branch", name], capture_output=True, check=False
-    )
+    # Outside any repository: inside one, `--branch` expands `@{-1}` to the branch checked out
+    # before (so the answer would depend on the checkout's history, not on the name).
+    with tempfile.TemporaryDirectory() as nowhere:
+        done = subprocess.run(
+            ["git", "check-ref-format", "--branch", name],
+            capture_output=True,
+            check=False,
+            cwd=nowhere,
+            env={**os.environ, "GIT_CEILING_DIRECTORIES": str(Path(nowhere).parent)},
+        )
     return done.returncode == 0
 
 
