@@ -9,7 +9,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -35,9 +35,6 @@ def _rules_missing(path: Path, lead: str = "error: ") -> bool:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from trigger_service import lifecycle
     from trigger_service.api import create_app
     from trigger_service.service import Services
 
@@ -48,10 +45,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = services.settings
     # --no-worker wins; otherwise TRIGGER_WORKER_ENABLED decides (None: the settings).
     app = create_app(services, start_worker=False if args.no_worker else None)
+    return _run_server(app, args.host or settings.host, args.port or settings.port, settings)
+
+
+def _run_server(app: Any, host: str, port: int, settings: Settings) -> int:
+    """uvicorn until SIGTERM: request heads and bodies time-bounded, shutdown within the grace.
+    Exit status: 0, or EXIT_WORKER_DIED when the worker died and ended the process."""
+    import uvicorn
+
+    from trigger_service import lifecycle
+
     config = uvicorn.Config(
         app,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
+        host=host,
+        port=port,
         log_config=None,
         access_log=False,
         http=lifecycle.head_timeout_protocol(settings.body_timeout_seconds),
@@ -105,9 +112,6 @@ def _start(build: Callable[[Settings], Services]) -> Services | int:
 def cmd_worker(args: argparse.Namespace) -> int:
     """A worker process without the webhook routes (scale deciding apart from receiving). It
     serves /healthz, /readyz and /metrics on TRIGGER_WORKER_PORT; SIGTERM stops it cleanly."""
-    import uvicorn
-
-    from trigger_service import lifecycle
     from trigger_service.api.worker_app import create_worker_app
     from trigger_service.service import Services
 
@@ -116,17 +120,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return started
     services = started
     settings = services.settings
-    config = uvicorn.Config(
-        create_worker_app(services),
-        host=args.host or settings.host,
-        port=args.port or settings.worker_port,
-        log_config=None,
-        access_log=False,
-        http=lifecycle.head_timeout_protocol(settings.body_timeout_seconds),
-        timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds * 0.75)),
-    )
-    lifecycle.GracefulServer(config, settings.shutdown_grace_seconds).run()
-    return lifecycle.EXIT_WORKER_DIED if lifecycle.fatal else 0
+    host, port = args.host or settings.host, args.port or settings.worker_port
+    return _run_server(create_worker_app(services), host, port, settings)
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
