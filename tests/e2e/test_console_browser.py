@@ -289,9 +289,11 @@ def test_a_run_page_shows_the_final_state_when_its_log_ends(
         page.wait_for_function(
             "document.getElementById('log').dataset.ended === 'true'", timeout=60_000
         )
-        # No reload: the tag says how the run ended and the cancel button is gone.
+        # No reload: the tag says how the run ended, the cancel button is gone and the model
+        # the run published (recorded with its final state) is linked.
         assert page.inner_text("#run-state") == "succeeded"
         assert page.locator("#cancel-run").count() == 0
+        assert page.locator("#run-model").inner_text().startswith("songs version ")
     finally:
         app.sleep_file.write_text("1.2")
 

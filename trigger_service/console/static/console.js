@@ -68,6 +68,19 @@ async function streamLog(pre) {
   pre.dataset.ended = "true";
 }
 
+// One more term of the run's <dl class="facts">; content is text or a node, never markup.
+function addFact(term, content, id) {
+  const facts = document.querySelector("dl.facts");
+  const dt = document.createElement("dt");
+  const dd = document.createElement("dd");
+  dt.textContent = term;
+  if (typeof content === "string") dd.textContent = content;
+  else dd.append(content);
+  if (id) dd.id = id;
+  if (facts) facts.append(dt, dd);
+  return dd;
+}
+
 // The log ends when the run does: show its final state, and drop the cancel button.
 async function showFinalState(runId) {
   const tag = document.getElementById("run-state");
@@ -80,6 +93,19 @@ async function showFinalState(runId) {
     tag.className = "tag state-" + run.state;
     const cancel = document.getElementById("cancel-run");
     if (cancel && !ACTIVE.includes(run.state)) cancel.form.remove();
+    // What the run ended with (its error, the model it published) is recorded with its final
+    // state, after this page was rendered: show it as a reload would.
+    if (run.error && !document.getElementById("run-error")) {
+      const step = run.failed_step ? " (step " + run.failed_step + ")" : "";
+      addFact("error", run.error + step, "run-error").className = "error";
+    }
+    if (run.model_version != null && !document.getElementById("run-model")) {
+      const link = document.createElement("a");
+      link.id = "run-model";
+      link.href = "/ui/models#" + run.model_name + "-" + run.model_version;
+      link.textContent = run.model_name + " version " + run.model_version;
+      addFact("model", link);
+    }
     const pre = document.getElementById("log");
     if (pre) updateSteps(document.getElementById("steps"), pre.textContent);
   } catch (err) {
