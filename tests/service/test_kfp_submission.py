@@ -251,7 +251,7 @@ def test_a_long_submission_extends_its_own_lease(services: Services) -> None:
     import time
 
     from trigger_service.database import write
-    from trigger_service.worker.leases import kept_lease
+    from trigger_service.leases import kept_lease
 
     with write(services.engine) as conn:
         conn.execute(

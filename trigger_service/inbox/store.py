@@ -1,9 +1,9 @@
 """Durable, idempotent event store with claims that are safe across processes.
 
 Insert is idempotent on Event.id (ON CONFLICT DO NOTHING), so a redelivery stores nothing new.
-A claim moves pending events to `claimed` with a lease: on PostgreSQL the candidate rows are
-locked with FOR UPDATE SKIP LOCKED, on SQLite the UPDATE itself takes the database write lock.
-An expired lease (a worker that died mid-decision) makes the event claimable again.
+A claim moves pending events to `claimed` with a lease (trigger_service/leases.py: FOR UPDATE
+SKIP LOCKED on PostgreSQL, the write lock on SQLite). An expired lease (a worker that died
+mid-decision) makes the event claimable again.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Engine, and_, bindparam, func, or_, select, text, update
+from sqlalchemy import JSON, Connection, Engine, bindparam, func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from trigger_service import leases
 from trigger_service.database import decision_events, events, write, write_now
 from trigger_service.errors import TemporaryError, TriggerError
 from trigger_service.events import Event, EventKind, subject_from_dict, subject_to_dict
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 STATUSES = ("pending", "claimed", "decided", "dead")
 DELIVERY_ID_WIDTH = 256  # events.delivery_id is String(256)
+EVENT_LEASES = leases.Leased(events, events.c.status, waiting="pending", held="claimed")
 
 
 @dataclass(frozen=True)
@@ -353,32 +355,17 @@ class Inbox:
 
     # --- the worker
     def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[ClaimedEvent]:
-        now = self.clock()
-        claimable = or_(
-            and_(events.c.status == "pending", events.c.not_before <= now),
-            and_(events.c.status == "claimed", events.c.lease_until < now),
+        """Hold up to `limit` due events, oldest first, for `lease_seconds` (see leases.py)."""
+        rows = leases.claim(
+            self.engine,
+            EVENT_LEASES,
+            worker_id,
+            limit=limit,
+            lease_seconds=lease_seconds,
+            now=self.clock(),
+            order_by=(events.c.received_at, events.c.id),
         )
-        candidates = (
-            select(events.c.id)
-            .where(claimable)
-            .order_by(events.c.received_at, events.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        stmt = (
-            update(events)
-            .where(events.c.id.in_(candidates), claimable)
-            .values(
-                status="claimed",
-                claimed_by=worker_id,
-                lease_until=now + lease_seconds,
-                attempts=events.c.attempts + 1,
-            )
-            .returning(*events.c)
-        )
-        with write(self.engine) as conn:
-            rows = sorted(conn.execute(stmt).all(), key=lambda r: (r.received_at, r.id))
+        rows.sort(key=lambda r: (r.received_at, r.id))
         return [ClaimedEvent(row_to_event(r), r.attempts) for r in rows]
 
     def finish(self, event_ids: Sequence[str], conn: Any) -> None:

@@ -18,14 +18,18 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, exists, or_, select, update
+from sqlalchemy import Connection, Engine, delete, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
+from trigger_service import leases
 from trigger_service.database import outbox, write
 
 OPEN_STATES = ("pending", "sending")
 MAX_KEY = 256
+OUTBOX_LEASES = leases.Leased(
+    outbox, outbox.c.state, waiting="pending", held="sending", stamped=True
+)
 
 
 @dataclass(frozen=True)
@@ -98,36 +102,21 @@ def claim(
 ) -> list[Any]:
     """Take up to `limit` due rows (oldest first) whose ordering has nothing older open."""
     older = aliased(outbox)
-    claimable = or_(
-        and_(outbox.c.state == "pending", outbox.c.not_before <= now),
-        and_(outbox.c.state == "sending", outbox.c.lease_until < now),
-    )
     blocked = exists().where(
         older.c.ordering == outbox.c.ordering,
         older.c.id < outbox.c.id,
         older.c.state.in_(OPEN_STATES),
     )
-    candidates = (
-        select(outbox.c.id)
-        .where(claimable, ~blocked)
-        .order_by(outbox.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
+    rows = leases.claim(
+        engine,
+        OUTBOX_LEASES,
+        worker_id,
+        limit=limit,
+        lease_seconds=lease_seconds,
+        now=now,
+        order_by=(outbox.c.id,),
+        also=(~blocked,),
     )
-    with write(engine) as conn:
-        rows = conn.execute(
-            update(outbox)
-            .where(outbox.c.id.in_(candidates), claimable)
-            .values(
-                state="sending",
-                claimed_by=worker_id,
-                lease_until=now + lease_seconds,
-                attempts=outbox.c.attempts + 1,
-                updated_at=now,
-            )
-            .returning(*outbox.c)
-        ).all()
     return sorted(rows, key=lambda r: r.id)
 
 
@@ -135,32 +124,29 @@ def renew(engine: Engine, row_id: int, worker_id: str, lease_seconds: float, now
     """Extend this worker's claim on a row just before delivering it; False when the lease ran
     out meanwhile (a slow batch): another worker may hold the row, so it must not be sent."""
     with write(engine) as conn:
-        changed = conn.execute(
-            update(outbox)
-            .where(
-                outbox.c.id == row_id,
-                outbox.c.state == "sending",
-                outbox.c.claimed_by == worker_id,
-                outbox.c.lease_until >= now,
-            )
-            .values(lease_until=now + lease_seconds, updated_at=now)
-        ).rowcount
-    return bool(changed)
+        return leases.update_if_held(
+            conn,
+            outbox,
+            row_id,
+            worker_id,
+            also=(outbox.c.state == "sending", outbox.c.lease_until >= now),
+            lease_until=now + lease_seconds,
+            updated_at=now,
+        )
 
 
 def _settle(engine: Engine, row_id: int, worker_id: str, **values: Any) -> bool:
     """Record the outcome if this worker still holds the claim (a lost lease changes nothing)."""
     with write(engine) as conn:
-        changed = conn.execute(
-            update(outbox)
-            .where(
-                outbox.c.id == row_id,
-                outbox.c.state == "sending",
-                outbox.c.claimed_by == worker_id,
-            )
-            .values(lease_until=None, **values)
-        ).rowcount
-    return bool(changed)
+        return leases.update_if_held(
+            conn,
+            outbox,
+            row_id,
+            worker_id,
+            also=(outbox.c.state == "sending",),
+            lease_until=None,
+            **values,
+        )
 
 
 def delivered(

@@ -19,8 +19,9 @@ import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Engine, select, update
 
+from trigger_service import leases
 from trigger_service.database import decisions, runs, write
 from trigger_service.errors import NotFound, PermanentError, RejectedInput, TemporaryError
 from trigger_service.metrics import DEAD_LETTERS, SUBMIT_FAILURES
@@ -36,13 +37,15 @@ from trigger_service.worker.decisions import (
     dead_letter_events,
     describe_causes,
 )
-from trigger_service.worker.leases import kept_lease
 
 if TYPE_CHECKING:
     from trigger_service.tracking.registrations import Registrar
     from trigger_service.tracking.reports import StatusReporter
 
 log = logging.getLogger(__name__)
+DECISION_LEASES = leases.Leased(
+    decisions, decisions.c.state, waiting="ready", held="submitting", stamped=True
+)
 
 
 def trigger_reason(row: Any, found: list[tuple[str, str, int]]) -> str:
@@ -102,7 +105,7 @@ class Submitter:
             claimed = self._claim(1)
             if not claimed:
                 break
-            with kept_lease(
+            with leases.kept_lease(
                 self.engine,
                 decisions,
                 claimed[0].id,
@@ -115,34 +118,15 @@ class Submitter:
         return done
 
     def _claim(self, limit: int) -> list[Any]:
-        now = self.clock()
-        claimable = or_(
-            and_(decisions.c.state == "ready", decisions.c.not_before <= now),
-            and_(decisions.c.state == "submitting", decisions.c.lease_until < now),
+        return leases.claim(
+            self.engine,
+            DECISION_LEASES,
+            self.worker_id,
+            limit=limit,
+            lease_seconds=self.lease_seconds,
+            now=self.clock(),
+            order_by=(decisions.c.due_at,),
         )
-        candidates = (
-            select(decisions.c.id)
-            .where(claimable)
-            .order_by(decisions.c.due_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        with write(self.engine) as conn:
-            return list(
-                conn.execute(
-                    update(decisions)
-                    .where(decisions.c.id.in_(candidates), claimable)
-                    .values(
-                        state="submitting",
-                        claimed_by=self.worker_id,
-                        lease_until=now + self.lease_seconds,
-                        attempts=decisions.c.attempts + 1,
-                        updated_at=now,
-                    )
-                    .returning(*decisions.c)
-                ).all()
-            )
 
     def _submit_one(self, row: Any) -> None:
         extra = {"decision_id": row.id, "pipeline": row.pipeline}
