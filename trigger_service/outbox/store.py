@@ -18,7 +18,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, exists, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, delete, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
@@ -123,29 +123,27 @@ def claim(
 def renew(engine: Engine, row_id: int, worker_id: str, lease_seconds: float, now: float) -> bool:
     """Extend this worker's claim on a row just before delivering it; False when the lease ran
     out meanwhile (a slow batch): another worker may hold the row, so it must not be sent."""
-    with write(engine) as conn:
-        return leases.update_if_held(
-            conn,
-            outbox,
-            row_id,
-            worker_id,
-            also=(outbox.c.state == "sending", outbox.c.lease_until >= now),
-            lease_until=now + lease_seconds,
-            updated_at=now,
-        )
+    return _if_sending(
+        engine,
+        row_id,
+        worker_id,
+        outbox.c.lease_until >= now,
+        lease_until=now + lease_seconds,
+        updated_at=now,
+    )
 
 
 def _settle(engine: Engine, row_id: int, worker_id: str, **values: Any) -> bool:
     """Record the outcome if this worker still holds the claim (a lost lease changes nothing)."""
+    return _if_sending(engine, row_id, worker_id, lease_until=None, **values)
+
+
+def _if_sending(
+    engine: Engine, row_id: int, worker_id: str, *also: ColumnElement[bool], **values: Any
+) -> bool:
     with write(engine) as conn:
         return leases.update_if_held(
-            conn,
-            outbox,
-            row_id,
-            worker_id,
-            also=(outbox.c.state == "sending",),
-            lease_until=None,
-            **values,
+            conn, outbox, row_id, worker_id, also=(outbox.c.state == "sending", *also), **values
         )
 
 
