@@ -23,6 +23,7 @@ from tests.support.forges import ForgeDouble
 from trigger_service.database import create_schema, make_engine, outbox, write
 from trigger_service.outbox import store
 from trigger_service.outbox.sender import OutboxSender
+from trigger_service.retrying import Backoff
 from trigger_service.statuses.github import GitHubStatuses
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
@@ -62,8 +63,7 @@ def main() -> None:
         {"github": channel},
         worker_id="w",
         lease_seconds=120,
-        retry_base=2,
-        retry_max=300,
+        backoff=Backoff(base_seconds=2, max_seconds=300),
         poll_seconds=1,
         clock=time.time,
     )

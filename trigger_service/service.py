@@ -22,6 +22,7 @@ from trigger_service.modelserver import make_rollout
 from trigger_service.outbox.sender import Channel, OutboxSender
 from trigger_service.reconcile import Reconciler
 from trigger_service.reconcile.listing import make_client as make_s3_client
+from trigger_service.retrying import Backoff
 from trigger_service.rules import Rules, RulesError, load_rules
 from trigger_service.rules.status import RulesStatus
 from trigger_service.settings import SECRET_FIELDS, Settings
@@ -127,8 +128,7 @@ def build_outbox(
         channels,
         worker_id=worker_id,
         lease_seconds=settings.claim_lease_seconds,
-        retry_base=settings.retry_base_seconds,
-        retry_max=settings.retry_max_seconds,
+        backoff=Backoff.from_settings(settings),
         poll_seconds=settings.outbox_poll_seconds,
         clock=clock,
     )
@@ -162,11 +162,11 @@ def make_backend(settings: Settings) -> Backend:
         env["AWS_ACCESS_KEY_ID"] = settings.s3_access_key.get_secret_value()
         env["AWS_SECRET_ACCESS_KEY"] = settings.s3_secret_key.get_secret_value()
     return LocalBackend(
-        settings.runs_dir,
-        settings.models_root,
-        settings.data_dir,
-        env,
-        settings.local_run_timeout_seconds,
+        runs_dir=settings.runs_dir,
+        models_root=settings.models_root,
+        data_dir=settings.data_dir,
+        env=env,
+        timeout=settings.local_run_timeout_seconds,
     )
 
 
@@ -225,13 +225,13 @@ class Services:
         git_token = settings.git_token.get_secret_value() if settings.git_token else None
         git = GitCache(settings.git_cache_dir, git_token)
         versions = VersionRegistry(
-            engine,
-            backend,
-            git,
-            settings.git_cache_dir / "packages",
-            settings.compile_timeout_seconds,
-            clock,
-            make_compiler(settings),
+            engine=engine,
+            backend=backend,
+            git=git,
+            packages_dir=settings.git_cache_dir / "packages",
+            compile_timeout=settings.compile_timeout_seconds,
+            clock=clock,
+            compiler=make_compiler(settings),
         )
         # The models root is read wherever it is mounted (the local backend's folder, or the
         # models PVC mounted read-only on a cluster) to link runs to what they published.
@@ -239,35 +239,33 @@ class Services:
         worker_id = f"{socket.gethostname()}-{os.getpid()}"
         health = StoreHealth(engine, worker_id, settings.store_probe_seconds)
         inbox = Inbox(engine, clock, timeout=settings.store_timeout_seconds, health=health)
-        # The lease is what the setting says: a long submission (a compile) extends its own.
-        submit_lease = settings.claim_lease_seconds
         outbox, reports, registrar = build_outbox(settings, engine, worker_id, clock)
         submitter = Submitter(
-            engine,
-            backend,
-            versions,
-            models,
-            rules,
-            worker_id,
-            submit_lease,
-            settings.retry_base_seconds,
-            settings.retry_max_seconds,
-            settings.max_attempts,
-            clock,
+            engine=engine,
+            backend=backend,
+            versions=versions,
+            models=models,
+            rules=rules,
+            worker_id=worker_id,
+            # The lease is what the setting says: a long submission (a compile) extends its own.
+            lease_seconds=settings.claim_lease_seconds,
+            backoff=Backoff.from_settings(settings),
+            max_attempts=settings.max_attempts,
+            clock=clock,
             reports=reports,
             registrar=registrar,
         )
         worker = Worker(
-            engine,
-            inbox,
-            submitter,
-            rules,
-            worker_id,
-            settings.worker_batch,
-            settings.claim_lease_seconds,
-            settings.worker_poll_seconds,
-            settings.kfp_poll_seconds if settings.backend == "kfp" else 1.0,
-            clock,
+            engine=engine,
+            inbox=inbox,
+            submitter=submitter,
+            rules=rules,
+            worker_id=worker_id,
+            batch=settings.worker_batch,
+            lease_seconds=settings.claim_lease_seconds,
+            poll_seconds=settings.worker_poll_seconds,
+            run_poll_seconds=settings.kfp_poll_seconds if settings.backend == "kfp" else 1.0,
+            clock=clock,
             heads=BranchHeads(git, versions.current),
             reports=reports,
             outbox=outbox,

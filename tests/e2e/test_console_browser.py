@@ -147,9 +147,9 @@ class Console:
             worker_poll_seconds=0.1,
         )
         backend = LocalBackend(
-            self.settings.runs_dir,
-            self.settings.models_root,
-            self.settings.data_dir,
+            runs_dir=self.settings.runs_dir,
+            models_root=self.settings.models_root,
+            data_dir=self.settings.data_dir,
             python=python or str(wrapper),
         )
         self.services = Services.build(self.settings, backend=backend)

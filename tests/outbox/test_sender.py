@@ -16,6 +16,7 @@ from trigger_service.errors import TemporaryError
 from trigger_service.outbox import store
 from trigger_service.outbox.sender import OutboxSender
 from trigger_service.outbox.store import OutboxItem
+from trigger_service.retrying import Backoff
 
 
 class Clock:
@@ -63,8 +64,7 @@ def sender(engine: Engine, channels: list[Channel], clock: Clock, worker: str) -
         {c.name: c for c in channels},
         worker_id=worker,
         lease_seconds=120,
-        retry_base=2,
-        retry_max=300,
+        backoff=Backoff(base_seconds=2, max_seconds=300),
         poll_seconds=1,
         clock=clock,
     )

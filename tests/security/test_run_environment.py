@@ -29,9 +29,9 @@ def test_a_local_run_sees_no_trigger_secret(
     wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {script}\n")
     wrapper.chmod(0o755)
     backend = LocalBackend(
-        tmp_path / "runs",
-        tmp_path / "models",
-        tmp_path / "data",
+        runs_dir=tmp_path / "runs",
+        models_root=tmp_path / "models",
+        data_dir=tmp_path / "data",
         env={"AWS_ACCESS_KEY_ID": "run-needs-this"},
         python=str(wrapper),
     )
@@ -55,7 +55,9 @@ def test_a_local_run_sees_no_trigger_secret(
 def test_a_run_whose_model_name_leaves_the_models_root_is_refused(
     tmp_path: Path, name: str
 ) -> None:
-    backend = LocalBackend(tmp_path / "runs", tmp_path / "models", tmp_path / "data")
+    backend = LocalBackend(
+        runs_dir=tmp_path / "runs", models_root=tmp_path / "models", data_dir=tmp_path / "data"
+    )
     package = tmp_path / "pipeline.yaml"
     package.write_text("# compiled\n")
     version = VersionRef("songs", "abc", "songs", "abc", package)

@@ -45,7 +45,10 @@ def backend(tmp_path: Path) -> LocalBackend:  # replaces conftest's scripted bac
     wrapper.write_text(f'#!/bin/sh\nshift 2\nexec {sys.executable} {script} "$@"\n')
     wrapper.chmod(0o755)
     return LocalBackend(
-        tmp_path / "runs", tmp_path / "models", tmp_path / "data", python=str(wrapper)
+        runs_dir=tmp_path / "runs",
+        models_root=tmp_path / "models",
+        data_dir=tmp_path / "data",
+        python=str(wrapper),
     )
 
 

@@ -79,7 +79,10 @@ def services_for(tmp_path: Path, repo: GitRepo, forge: ForgeDouble, data_uri: st
         outbox_poll_seconds=0.05,
     )
     backend = LocalBackend(
-        settings.runs_dir, settings.models_root, settings.data_dir, python=str(python)
+        runs_dir=settings.runs_dir,
+        models_root=settings.models_root,
+        data_dir=settings.data_dir,
+        python=str(python),
     )
     return Services.build(settings, backend=backend)
 

@@ -46,7 +46,10 @@ def backend_for(tmp_path: Path, stand_in: Path) -> LocalBackend:
     wrapper.write_text(f'#!/bin/sh\nshift 2\nexec {sys.executable} {stand_in} "$@"\n')
     wrapper.chmod(0o755)
     return LocalBackend(
-        tmp_path / "runs", tmp_path / "models", tmp_path / "data", python=str(wrapper)
+        runs_dir=tmp_path / "runs",
+        models_root=tmp_path / "models",
+        data_dir=tmp_path / "data",
+        python=str(wrapper),
     )
 
 

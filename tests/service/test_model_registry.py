@@ -209,7 +209,10 @@ def test_local_runs_on_the_embedded_default_register_in_mlflow(
         outbox_poll_seconds=0.05,
     )
     backend = LocalBackend(
-        settings.runs_dir, settings.models_root, settings.data_dir, python=str(python)
+        runs_dir=settings.runs_dir,
+        models_root=settings.models_root,
+        data_dir=settings.data_dir,
+        python=str(python),
     )
     services = Services.build(settings, backend=backend)
     auth = {"Authorization": "Bearer manual-token"}

@@ -34,7 +34,7 @@ from sqlalchemy import Engine
 from trigger_service.errors import PermanentError, TemporaryError
 from trigger_service.metrics import OUTBOX_ITEMS
 from trigger_service.outbox import store
-from trigger_service.worker.submitting import backoff
+from trigger_service.retrying import Backoff
 
 log = logging.getLogger(__name__)
 KEEP_SECONDS = 30 * 86400
@@ -62,8 +62,7 @@ class OutboxSender:
         *,
         worker_id: str,
         lease_seconds: float,
-        retry_base: float,
-        retry_max: float,
+        backoff: Backoff,
         poll_seconds: float,
         clock: Callable[[], float],
         batch: int = 20,
@@ -72,8 +71,7 @@ class OutboxSender:
         self.channels = dict(channels)
         self.worker_id = worker_id
         self.lease_seconds = lease_seconds
-        self.retry_base = retry_base
-        self.retry_max = retry_max
+        self.backoff = backoff
         self.poll_seconds = poll_seconds
         self.clock = clock
         self.batch = batch
@@ -135,7 +133,7 @@ class OutboxSender:
         try:
             result = channel.deliver(dict(row.payload))
         except TemporaryError as exc:
-            delay = max(backoff(row.attempts, self.retry_base, self.retry_max), exc.delay or 0.0)
+            delay = max(self.backoff.delay(row.attempts), exc.delay or 0.0)
             store.retry_later(self.engine, row.id, self.worker_id, self.clock(), delay, str(exc))
             OUTBOX_ITEMS.labels(row.channel, "retried").inc()
             log.warning(
@@ -146,7 +144,7 @@ class OutboxSender:
             self._drop(row, str(exc), extra)
         except Exception as exc:
             # A bug in a channel: keep the item (retry with backoff) and say so loudly.
-            delay = backoff(row.attempts, self.retry_base, self.retry_max)
+            delay = self.backoff.delay(row.attempts)
             store.retry_later(
                 self.engine, row.id, self.worker_id, self.clock(), delay, f"bug: {exc!r}"
             )

@@ -82,10 +82,17 @@ def _signal_group(pgid: int, signum: int) -> None:
 
 
 class LocalBackend:
+    """Runs with `kfp.local` in a child process, one at a time (module docstring).
+
+    `runs_dir`: each run's queue entry, state and log; `models_root` and `data_dir`: what a run
+    reads and publishes; `env`: added to the run's environment; `timeout`: seconds a run may
+    take; `python`: the interpreter that runs the pipeline."""
+
     name = "local"
 
     def __init__(
         self,
+        *,
         runs_dir: Path,
         models_root: Path,
         data_dir: Path,

@@ -73,8 +73,14 @@ class Resolved:
 
 
 class VersionRegistry:
+    """Resolves a decision's version request to a commit and registers it with the backend.
+
+    `packages_dir`: where each version's compiled package is kept (re-uploads read it);
+    `compile_timeout`: seconds a compile may take when `compiler` is not given."""
+
     def __init__(
         self,
+        *,
         engine: Engine,
         backend: Backend,
         git: GitCache,

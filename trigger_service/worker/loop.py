@@ -26,7 +26,7 @@ from trigger_service.versions.heads import BranchHeads
 from trigger_service.versions.poll import BranchPoller
 from trigger_service.worker import admission
 from trigger_service.worker.decisions import join_or_open, record_no_runs
-from trigger_service.worker.submitting import Submitter, backoff
+from trigger_service.worker.submitting import Submitter
 
 if TYPE_CHECKING:
     from trigger_service.outbox.sender import OutboxSender
@@ -60,8 +60,14 @@ class TickResult:
 
 
 class Worker:
+    """The worker's thread: ticks while there is work, else waits `poll_seconds` or a wakeup.
+
+    `batch`: events claimed per tick (TRIGGER_WORKER_BATCH), each for `lease_seconds`;
+    `run_poll_seconds`: how often unfinished runs are asked about."""
+
     def __init__(
         self,
+        *,
         engine: Engine,
         inbox: Inbox,
         submitter: Submitter,
@@ -207,7 +213,7 @@ class Worker:
                 if item.attempts >= self.submitter.max_attempts:
                     verdicts.append((item, exc))
                     continue
-                delay = backoff(item.attempts, self.submitter.retry_base, self.submitter.retry_max)
+                delay = self.submitter.backoff.delay(item.attempts)
                 self.inbox.retry(event.id, str(exc), delay)
                 log.warning("deciding needs git, will retry: %s", exc, extra={"event_id": event.id})
             except Exception as exc:

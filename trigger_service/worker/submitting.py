@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ from trigger_service import leases
 from trigger_service.database import decisions, runs, write
 from trigger_service.errors import NotFound, PermanentError, RejectedInput, TemporaryError
 from trigger_service.metrics import DEAD_LETTERS, SUBMIT_FAILURES
+from trigger_service.retrying import Backoff
 from trigger_service.rules import Rules, VersionRequest
 from trigger_service.submit.base import Backend, RunRequest, RunState
 from trigger_service.tracking import runs as tracked
@@ -57,15 +57,16 @@ def trigger_reason(row: Any, found: list[tuple[str, str, int]]) -> str:
     return describe_causes(found) or str(row.reason)
 
 
-def backoff(attempt: int, base: float, cap: float) -> float:
-    """Exponential backoff with full jitter: uniform in [base, min(cap, base * 2**attempt)]."""
-    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
-    return random.uniform(min(base, ceiling), ceiling)
-
-
 class Submitter:
+    """Claims ready decisions one at a time and submits each (module docstring).
+
+    `lease_seconds`: how long a claim lasts unless extended (TRIGGER_CLAIM_LEASE_SECONDS);
+    `backoff`: the delay before a failed submission is tried again; `max_attempts`: tries
+    before a decision dead-letters (TRIGGER_MAX_ATTEMPTS)."""
+
     def __init__(
         self,
+        *,
         engine: Engine,
         backend: Backend,
         versions: VersionRegistry,
@@ -73,8 +74,7 @@ class Submitter:
         rules: Callable[[], Rules],
         worker_id: str,
         lease_seconds: float,
-        retry_base: float,
-        retry_max: float,
+        backoff: Backoff,
         max_attempts: int,
         clock: Callable[[], float],
         reports: StatusReporter | None = None,
@@ -91,8 +91,7 @@ class Submitter:
         self.rules = rules
         self.worker_id = worker_id
         self.lease_seconds = lease_seconds
-        self.retry_base = retry_base
-        self.retry_max = retry_max
+        self.backoff = backoff
         self.max_attempts = max_attempts
         self.clock = clock
 
@@ -277,7 +276,7 @@ class Submitter:
             self._dead(row, f"gave up after {row.attempts} attempts: {error}")
             return
         # The backend's own Retry-After, when it gave one, is a floor for the backoff.
-        delay = max(backoff(row.attempts, self.retry_base, self.retry_max), at_least or 0.0)
+        delay = max(self.backoff.delay(row.attempts), at_least or 0.0)
         with write(self.engine) as conn:
             conn.execute(
                 update(decisions)
