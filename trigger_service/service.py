@@ -29,6 +29,7 @@ from trigger_service.statuses import status_channels
 from trigger_service.store_health import StoreHealth
 from trigger_service.submit.base import Backend
 from trigger_service.tracking.models import ModelLinker
+from trigger_service.tracking.poller import RunPoller
 from trigger_service.tracking.registrations import Registrar
 from trigger_service.tracking.reports import StatusReporter
 from trigger_service.versions.compiling import make_compiler
@@ -36,6 +37,7 @@ from trigger_service.versions.git import GitCache
 from trigger_service.versions.heads import BranchHeads
 from trigger_service.versions.poll import BranchPoller
 from trigger_service.versions.registry import VersionRegistry
+from trigger_service.worker.decisions import follow_run
 from trigger_service.worker.loop import Worker
 from trigger_service.worker.submitting import Submitter
 
@@ -246,7 +248,6 @@ class Services:
             engine,
             backend,
             versions,
-            models,
             rules,
             worker_id,
             submit_lease,
@@ -255,8 +256,9 @@ class Services:
             settings.max_attempts,
             clock,
             reports=reports,
-            registrar=registrar,
         )
+        # Tracking polls the runs; a run's final state moves its decision (the worker's).
+        runs = RunPoller(engine, backend, models, clock, follow_run, reports, registrar)
         worker = Worker(
             engine,
             inbox,
@@ -271,6 +273,7 @@ class Services:
             heads=BranchHeads(git, versions.current),
             reports=reports,
             outbox=outbox,
+            runs=runs,
         )
         # The poll stores events through the inbox and wakes the worker, like a webhook.
         worker.poller = BranchPoller(git, inbox, rules, versions.current, worker.wakeup)

@@ -10,16 +10,16 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
 
 from trigger_service import pauses
 from trigger_service.api.deps import get_services, require_operator
-from trigger_service.database import decisions, write
+from trigger_service.database import write
 from trigger_service.service import Services
 from trigger_service.tracking import logs
 from trigger_service.tracking import runs as tracked
 from trigger_service.tracking.cancel import Canceled, cancel_run
 from trigger_service.worker import decisions as decided
+from trigger_service.worker import queries
 from trigger_service.worker.canceling import cancel_decision
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def _answer(result: Canceled | None, what: str, ident: str) -> CancelResult:
 )
 async def cancel_run_route(run_id: str = RunId, services: Services = Depends(get_services)) -> Any:
     result = await run_in_threadpool(
-        cancel_run, services.engine, services.backend, run_id, services.clock()
+        cancel_run, services.engine, services.backend, run_id, services.clock(), decided.follow_run
     )
     return _answer(result, "run", run_id)
 
@@ -249,20 +249,13 @@ def status(services: Services) -> StatusOut:
     """Everything `trigger-service status` shows, in one read."""
     backlog = services.inbox.depth()
     with services.engine.connect() as conn:
-        waiting = {
-            str(state): int(count)
-            for state, count in conn.execute(
-                select(decisions.c.state, func.count())
-                .where(decisions.c.state.in_(["collecting", "queued", "ready", "submitting"]))
-                .group_by(decisions.c.state)
-            )
-        }
+        waiting = queries.waiting_counts(conn)
         active = [
             run
             for state in ("submitting", "pending", "running")
             for run in tracked.list_runs(conn, state, None, 100, 0)
         ]
-        recent = decided.list_decisions(conn, None, None, None, 10, 0)
+        recent = queries.list_decisions(conn, None, None, None, 10, 0)
     dead = services.inbox.list(None, None, "dead", 10, 0)
     return StatusOut(
         rules=rules_status(services),

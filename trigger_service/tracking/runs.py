@@ -1,20 +1,29 @@
-"""Run records and the history of every state each run passed through."""
+"""Run records and the history of every state each run passed through.
+
+Tracking writes `runs` and `run_states` only. A run's decision (the worker's table) follows its
+run's final state through the worker's `decisions.follow_run`, which every caller of
+`set_state` passes in as `follow`: so the decision changes in the same transaction as its run,
+and tracking never imports the worker.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
 from trigger_service.database import run_states, runs
 from trigger_service.metrics import RUNS
-from trigger_service.worker.decisions import follow_run
 
 # A run ends in one of these; its decision then takes the same state. `recorded`: the shadow
 # backend wrote down what it would have run, and nothing ran. `lost`: the backend answered 404
 # for the run (deleted there); it ends like any other.
 FINAL_STATES = ("succeeded", "failed", "canceled", "lost", "recorded")
+
+# (conn, decision_id, final run state, now): called in the transaction that ends the run.
+FollowRun = Callable[[Connection, str, str, float], None]
 
 
 def new_run_id() -> str:
@@ -56,9 +65,17 @@ def add_state(conn: Connection, run_id: str, state: str, now: float, detail: str
 
 
 def set_state(
-    conn: Connection, run_id: str, state: str, now: float, detail: str | None = None, **values: Any
+    conn: Connection,
+    run_id: str,
+    state: str,
+    now: float,
+    detail: str | None = None,
+    *,
+    follow: FollowRun,
+    **values: Any,
 ) -> bool:
-    """Move a run to `state` (recording the change once); returns whether it changed."""
+    """Move a run to `state` (recording the change once); returns whether it changed. On a
+    change to a final state, `follow` moves the run's decision with it (same transaction)."""
     current = conn.execute(
         select(runs.c.state, runs.c.pipeline, runs.c.decision_id).where(runs.c.id == run_id)
     ).first()
@@ -70,7 +87,7 @@ def set_state(
         if state in FINAL_STATES:
             values.setdefault("finished_at", now)
             RUNS.labels(current.pipeline, state).inc()
-            follow_run(conn, current.decision_id, state, now)
+            follow(conn, current.decision_id, state, now)
     conn.execute(
         update(runs).where(runs.c.id == run_id).values(state=state, updated_at=now, **values)
     )
@@ -110,3 +127,10 @@ def list_runs(
 
 def get_run(conn: Connection, run_id: str) -> Any:
     return conn.execute(select(runs).where(runs.c.id == run_id)).first()
+
+
+def run_for_model(conn: Connection, model_name: str, version: int) -> Any:
+    """The run linked to a published model version (the whole row), or None."""
+    return conn.execute(
+        select(runs).where(runs.c.model_name == model_name, runs.c.model_version == version)
+    ).first()

@@ -30,6 +30,7 @@ from trigger_service.worker.submitting import Submitter, backoff
 
 if TYPE_CHECKING:
     from trigger_service.outbox.sender import OutboxSender
+    from trigger_service.tracking.poller import RunPoller
     from trigger_service.tracking.reports import StatusReporter
 
 log = logging.getLogger(__name__)
@@ -76,12 +77,15 @@ class Worker:
         poller: BranchPoller | None = None,
         reports: StatusReporter | None = None,
         outbox: OutboxSender | None = None,
+        *,
+        runs: RunPoller,
     ) -> None:
         self.engine = engine
         self.reports = reports  # commit statuses, written with each decision
         self.outbox = outbox  # delivers them (and registrations) on its own thread
         self.inbox = inbox
         self.submitter = submitter
+        self.runs = runs  # tracking's: polls unfinished runs every run_poll_seconds
         self.rules = rules
         self.worker_id = worker_id
         self.batch = batch
@@ -112,7 +116,7 @@ class Worker:
         result.submitted = self.submitter.submit_ready()
         if self.clock() - self._last_run_poll >= self.run_poll_seconds:
             self._last_run_poll = self.clock()
-            result.polled = self.submitter.poll_runs()
+            result.polled = self.runs.poll()
         return result
 
     def decide(self, claimed: list[ClaimedEvent]) -> int:
