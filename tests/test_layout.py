@@ -59,6 +59,7 @@ def test_a_violation_of_each_contract_is_found(tmp_path: Path) -> None:
         "tracking/cancel.py": "from trigger_service.api import errors",
         "worker/loop.py": "import kfp",
         "tracking/models.py": "from trigger_service.worker import decisions",
+        "console/session.py": "from trigger_service.database import runs",
     }
     for module, line in plant.items():
         path = tmp_path / "trigger_service" / module
@@ -173,6 +174,44 @@ def test_each_writer_writes_its_tables() -> None:
         if not any(table in tables for module, tables in written.items() if _owns(writer, module))
     ]
     assert not idle, idle
+
+
+# Modules that read another stage's table directly, and why (every other read goes through the
+# owning stage's query functions: only the owner imports the table).
+FOREIGN_READS = {
+    # The timeline and a decision's events join events to decision_events, the worker's.
+    ("trigger_service.worker.queries", "events"),
+    # Tracking reports a change in its own transaction and may not import the worker.
+    ("trigger_service.tracking.reports", "decisions"),
+    ("trigger_service.tracking.reports", "decision_events"),
+    ("trigger_service.tracking.reports", "events"),
+    ("trigger_service.tracking.registrations", "decisions"),
+    ("trigger_service.tracking.registrations", "decision_events"),
+}
+
+
+def imported_tables(source: str) -> set[str]:
+    """The tables a module imports from trigger_service.database."""
+    return {
+        alias.name
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ImportFrom) and node.module == "trigger_service.database"
+        for alias in node.names
+        if alias.name in WRITERS
+    }
+
+
+def test_only_the_owning_stage_imports_a_table() -> None:
+    found = set()
+    for path in sorted((REPO / "trigger_service").rglob("*.py")):
+        module = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        for table in imported_tables(path.read_text(encoding="utf-8")):
+            if not _owns(WRITERS[table], module):
+                found.add((module, table))
+    unlisted = sorted(found - FOREIGN_READS)
+    assert not unlisted, f"read through the owning stage's query functions: {unlisted}"
+    stale = sorted(FOREIGN_READS - found)
+    assert not stale, f"FOREIGN_READS lists reads that are gone: {stale}"
 
 
 def test_a_write_in_any_form_is_found() -> None:

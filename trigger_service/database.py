@@ -5,7 +5,8 @@ replicas. Times are stored as float epoch seconds (UTC) so both dialects compare
 
 Each table is written by one stage, through that stage's functions (`WRITERS`, at the end;
 tests/test_layout.py fails when another module inserts, updates or deletes its rows). Others
-read it through the owning stage's query functions. The tables:
+read it through the owning stage's query functions (the few direct reads, with their reasons:
+`FOREIGN_READS` in that test). The tables:
     events             what senders told us, and where each event is in the flow
     decisions          run / no run, with the reason
     decision_events    which events each decision covers

@@ -40,15 +40,14 @@ from trigger_service.tracking import logs
 from trigger_service.tracking import runs as tracked
 from trigger_service.tracking.cancel import cancel_run
 from trigger_service.versions import queries as versions
-from trigger_service.worker import decisions as decided
-from trigger_service.worker import queries as decision_reads
+from trigger_service.worker import queries as decided
 from trigger_service.worker.admission import verdict_for
 from trigger_service.worker.canceling import cancel_decision
+from trigger_service.worker.decisions import follow_run
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 MAX_FORM_BYTES = 16 * 1024
-ACTIVE_RUN_STATES = ("submitting", "pending", "running")
 
 
 def _when(epoch: float | None) -> str:
@@ -176,7 +175,7 @@ async def signout(request: Request) -> Response:
 @router.get("")
 async def timeline(request: Request) -> HTMLResponse:
     q = request.query_params
-    wanted = decision_reads.TimelineFilter(
+    wanted = decided.TimelineFilter(
         source=q.get("source") or None,
         kind=q.get("kind") or None,
         outcome=q.get("outcome") or None,
@@ -190,7 +189,7 @@ async def timeline(request: Request) -> HTMLResponse:
     rows = await run_in_threadpool(
         _read,
         services,
-        decision_reads.timeline,
+        decided.timeline,
         wanted,
         queries.TIMELINE_LIMIT + 1,  # one more: whether there is an older page
         number * queries.TIMELINE_LIMIT,
@@ -221,11 +220,11 @@ async def timeline(request: Request) -> HTMLResponse:
 def _decision_page(services: Services, decision_id: str) -> dict[str, Any] | None:
     rules = services.rules()
     with services.engine.connect() as conn:
-        decision = decision_reads.get_decision(conn, decision_id)
+        decision = decided.get_decision(conn, decision_id)
         if decision is None:
             return None
-        stored = decision_reads.events_of_decision(conn, decision_id)
-        policy = decision_reads.decision_policy(conn, decision_id)
+        stored = decided.events_of_decision(conn, decision_id)
+        policy = decided.decision_policy(conn, decision_id)
         held = pauses.paused(conn)
         run = tracked.get_run(conn, decision["run_id"]) if decision["run_id"] else None
         policy_now = None
@@ -308,7 +307,7 @@ async def run_page(request: Request, run_id: str = RunId) -> HTMLResponse:
         run=run,
         has_log=path is not None,
         steps=steps,
-        active=run["state"] in ACTIVE_RUN_STATES,
+        active=run["state"] in tracked.ACTIVE_STATES,
     )
 
 
@@ -340,7 +339,7 @@ async def run_cancel(request: Request, run_id: str = RunId) -> Response:
             services.backend,
             run_id,
             services.clock(),
-            decided.follow_run,
+            follow_run,
         )
     except TriggerError as exc:
         return _back(request, f"/ui/runs/{run_id}", f"the backend refused: {exc}")
@@ -411,7 +410,7 @@ async def trigger_pause(request: Request, verb: str, name: str = TriggerName) ->
 def _dead(services: Services) -> dict[str, Any]:
     items = services.inbox.list(None, None, "dead", 200, 0)
     with services.engine.connect() as conn:
-        dead_decisions = decision_reads.list_decisions(conn, None, "dead", None, 100, 0)
+        dead_decisions = decided.list_decisions(conn, None, "dead", None, 100, 0)
     return {"events": items, "decisions": dead_decisions}
 
 

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from trigger_service.database import run_states, runs
 from trigger_service.metrics import RUNS
@@ -21,6 +21,8 @@ from trigger_service.metrics import RUNS
 # backend wrote down what it would have run, and nothing ran. `lost`: the backend answered 404
 # for the run (deleted there); it ends like any other.
 FINAL_STATES = ("succeeded", "failed", "canceled", "lost", "recorded")
+# A run in one of these holds its pipeline (concurrency) and is shown as in progress.
+ACTIVE_STATES = ("submitting", "pending", "running")
 
 # (conn, decision_id, final run state, now): called in the transaction that ends the run.
 FollowRun = Callable[[Connection, str, str, float], None]
@@ -134,3 +136,33 @@ def run_for_model(conn: Connection, model_name: str, version: int) -> Any:
     return conn.execute(
         select(runs).where(runs.c.model_name == model_name, runs.c.model_version == version)
     ).first()
+
+
+def active_count(conn: Connection, pipeline: str) -> int:
+    """How many runs of `pipeline` are in an ACTIVE_STATES state."""
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(runs)
+            .where(runs.c.pipeline == pipeline, runs.c.state.in_(ACTIVE_STATES))
+        ).scalar_one()
+    )
+
+
+def last_started(conn: Connection, pipeline: str) -> float | None:
+    """When the newest run of `pipeline` was created (epoch seconds), or None."""
+    found = conn.execute(
+        select(func.max(runs.c.created_at)).where(runs.c.pipeline == pipeline)
+    ).scalar()
+    return None if found is None else float(found)
+
+
+def started_since(conn: Connection, pipeline: str, since: float) -> int:
+    """How many runs of `pipeline` were created after `since` (epoch seconds)."""
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(runs)
+            .where(runs.c.pipeline == pipeline, runs.c.created_at > since)
+        ).scalar_one()
+    )

@@ -1,6 +1,7 @@
 """One worker loop: each tick claims stored events and decides them, fires due decisions through
-the policy, submits ready ones and polls unfinished runs. Safe to run in several processes
-against one PostgreSQL: every step claims its rows (SKIP LOCKED, leases) before acting.
+the policy, submits ready ones and has tracking poll unfinished runs (`tracking/poller.py`). Safe
+to run in several processes against one PostgreSQL: every step claims its rows (SKIP LOCKED,
+leases) before acting.
 """
 
 from __future__ import annotations
