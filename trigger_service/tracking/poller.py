@@ -85,7 +85,7 @@ class RunPoller:
                 ):
                     changed += 1
                     extra = {"run_id": run.id, "pipeline": run.pipeline}
-                    log.info("run %s", status.state.value, extra=extra)
+                    log.info("run %s", state, extra=extra)
                     self._report(conn, run.id, now)
                     if self.registrar is not None and values.get("model_version"):
                         self.registrar.published(conn, run.id, now)
