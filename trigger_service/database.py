@@ -3,20 +3,23 @@
 SQLite (WAL, busy timeout) is the embedded default; PostgreSQL is the shared store for several
 replicas. Times are stored as float epoch seconds (UTC) so both dialects compare them the same.
 
-Tables, by the stage that writes them:
-    events             inbox        what senders told us, and where each event is in the flow
-    decisions          worker       run / no run, with the reason
-    decision_events    worker       which events each decision covers
-    pipeline_versions  gitops       versions registered with the backend, by commit
-    current_versions   gitops       which version each branch runs now, and why
-    runs, run_states   tracking     submitted runs and every state they passed through
-    seen_objects       reconcile    object versions a bucket listing has already accounted for
-    reconcile_state    reconcile    per listed trigger: baseline done, next pass, last error
-    store_probes       store_health one row per process: the write that proves the store works
-    trigger_pauses     operator     triggers an operator paused (their events decide no run)
-    outbox             tracking     what to tell other systems (commit statuses, model
-                                    registrations), written with the change it reports;
-                                    the worker's outbox sender delivers it
+Each table is written by one stage, through that stage's functions (`WRITERS`, at the end;
+tests/test_layout.py fails when another module inserts, updates or deletes its rows). Others
+read it through the owning stage's query functions (the few direct reads, with their reasons:
+`FOREIGN_READS` in that test). The tables:
+    events             what senders told us, and where each event is in the flow
+    decisions          run / no run, with the reason
+    decision_events    which events each decision covers
+    pipeline_versions  versions registered with the backend, by commit
+    current_versions   which version each branch runs now, and why
+    runs, run_states   submitted runs and every state they passed through
+    seen_objects       object versions a bucket listing has already accounted for
+    reconcile_state    per listed trigger: baseline done, next pass, last error
+    store_probes       one row per process: the write that proves the store works
+    trigger_pauses     triggers an operator paused (their events decide no run)
+    outbox             what to tell other systems (commit statuses, model registrations),
+                       written with the change it reports; the worker's outbox sender
+                       delivers it
 """
 
 from __future__ import annotations
@@ -270,6 +273,24 @@ outbox = Table(
 Index("ix_outbox_due", outbox.c.state, outbox.c.not_before)
 Index("ix_outbox_ordering", outbox.c.ordering, outbox.c.state)
 Index("ix_outbox_run", outbox.c.run_id)
+
+# Each table's one writer: the package (or module) whose functions insert, update and delete
+# its rows. Another stage calls them; tests/test_layout.py scans the source and fails on any
+# other writer.
+WRITERS = {
+    "events": "trigger_service.inbox",  # reconcile stores listed objects through the inbox
+    "decisions": "trigger_service.worker",  # a run's final state too (decisions.follow_run)
+    "decision_events": "trigger_service.worker",
+    "pipeline_versions": "trigger_service.versions",
+    "current_versions": "trigger_service.versions",
+    "runs": "trigger_service.tracking",
+    "run_states": "trigger_service.tracking",
+    "seen_objects": "trigger_service.reconcile",
+    "reconcile_state": "trigger_service.reconcile",
+    "store_probes": "trigger_service.store_health",
+    "trigger_pauses": "trigger_service.pauses",
+    "outbox": "trigger_service.outbox",  # tracking reports through outbox.store
+}
 
 
 def make_engine(url: str, timeout: float = 30.0) -> Engine:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, Engine, ScalarSelect, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from trigger_service.database import trigger_pauses
+from trigger_service.database import trigger_pauses, write
 from trigger_service.rules import Match, NoRun
 
 
@@ -21,6 +21,11 @@ def paused(conn: Connection) -> dict[str, dict[str, Any]]:
         row.trigger: {"paused_at": row.paused_at, "reason": row.reason}
         for row in conn.execute(select(trigger_pauses))
     }
+
+
+def paused_triggers() -> ScalarSelect[Any]:
+    """The paused triggers' names as a subquery (for a query that leaves them out)."""
+    return select(trigger_pauses.c.trigger).scalar_subquery()
 
 
 def pause(conn: Connection, trigger: str, now: float, reason: str | None = None) -> bool:
@@ -39,6 +44,15 @@ def resume(conn: Connection, trigger: str) -> bool:
     """Resume `trigger`; False if it was not paused."""
     removed = conn.execute(delete(trigger_pauses).where(trigger_pauses.c.trigger == trigger))
     return bool(removed.rowcount == 1)
+
+
+def set_paused(
+    engine: Engine, trigger: str, paused: bool, now: float, reason: str | None = None
+) -> bool:
+    """Pause (at `now`, with `reason`) or resume `trigger` in a transaction of its own; whether
+    anything changed."""
+    with write(engine) as conn:
+        return pause(conn, trigger, now, reason) if paused else resume(conn, trigger)
 
 
 def paused_reason(trigger: str) -> str:

@@ -30,6 +30,7 @@ from trigger_service.statuses import status_channels
 from trigger_service.store_health import StoreHealth
 from trigger_service.submit.base import Backend
 from trigger_service.tracking.models import ModelLinker
+from trigger_service.tracking.poller import RunPoller
 from trigger_service.tracking.registrations import Registrar
 from trigger_service.tracking.reports import StatusReporter
 from trigger_service.versions.compiling import make_compiler
@@ -37,6 +38,7 @@ from trigger_service.versions.git import GitCache
 from trigger_service.versions.heads import BranchHeads
 from trigger_service.versions.poll import BranchPoller
 from trigger_service.versions.registry import VersionRegistry
+from trigger_service.worker.decisions import follow_run
 from trigger_service.worker.loop import Worker
 from trigger_service.worker.submitting import Submitter
 
@@ -244,7 +246,6 @@ class Services:
             engine=engine,
             backend=backend,
             versions=versions,
-            models=models,
             rules=rules,
             worker_id=worker_id,
             # The lease is what the setting says: a long submission (a compile) extends its own.
@@ -252,6 +253,15 @@ class Services:
             backoff=Backoff.from_settings(settings),
             max_attempts=settings.max_attempts,
             clock=clock,
+            reports=reports,
+        )
+        # Tracking polls the runs; a run's final state moves its decision (the worker's).
+        runs = RunPoller(
+            engine=engine,
+            backend=backend,
+            models=models,
+            clock=clock,
+            follow=follow_run,
             reports=reports,
             registrar=registrar,
         )
@@ -269,6 +279,7 @@ class Services:
             heads=BranchHeads(git, versions.current),
             reports=reports,
             outbox=outbox,
+            runs=runs,
         )
         # The poll stores events through the inbox and wakes the worker, like a webhook.
         worker.poller = BranchPoller(git, inbox, rules, versions.current, worker.wakeup)

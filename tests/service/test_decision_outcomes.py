@@ -22,7 +22,7 @@ from trigger_service.service import Services
 from trigger_service.submit.base import RunState
 from trigger_service.submit.shadow import ShadowBackend
 from trigger_service.tracking.runs import get_run, run_dict
-from trigger_service.worker.decisions import get_decision
+from trigger_service.worker.queries import get_decision
 
 POLL = 11  # past kfp_poll_seconds (10): the worker polls run states
 
@@ -73,7 +73,7 @@ def test_a_decision_ends_in_its_runs_final_state(
     assert decision_of(services, "manual-1")["state"] == "submitted"  # still running
 
     backend.finish_all(run_state)
-    with caplog.at_level(logging.INFO, logger="trigger_service.worker.submitting"):
+    with caplog.at_level(logging.INFO, logger="trigger_service.tracking.poller"):
         settle(services, clock, POLL)
     decision = decision_of(services, "manual-1")
     assert decision["state"] == decision_state

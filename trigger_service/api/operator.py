@@ -10,17 +10,16 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
 
 from trigger_service import pauses
 from trigger_service.api.deps import get_services, require_operator
-from trigger_service.database import decisions, write
 from trigger_service.service import Services
 from trigger_service.tracking import logs
 from trigger_service.tracking import runs as tracked
 from trigger_service.tracking.cancel import Canceled, cancel_run
-from trigger_service.worker import decisions as decided
+from trigger_service.worker import queries as decided
 from trigger_service.worker.canceling import cancel_decision
+from trigger_service.worker.decisions import follow_run
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["operator"])
@@ -89,7 +88,7 @@ def _answer(result: Canceled | None, what: str, ident: str) -> CancelResult:
 )
 async def cancel_run_route(run_id: str = RunId, services: Services = Depends(get_services)) -> Any:
     result = await run_in_threadpool(
-        cancel_run, services.engine, services.backend, run_id, services.clock()
+        cancel_run, services.engine, services.backend, run_id, services.clock(), follow_run
     )
     return _answer(result, "run", run_id)
 
@@ -198,11 +197,7 @@ def set_paused(services: Services, name: str, paused: bool, reason: str | None) 
     """Pause or resume trigger `name` of the rules in force; 404 for any other name."""
     if not any(t.name == name for t in services.rules().triggers):
         raise HTTPException(404, detail=f"trigger {name} is not in the rules in force")
-    with write(services.engine) as conn:
-        if paused:
-            changed = pauses.pause(conn, name, services.clock(), reason)
-        else:
-            changed = pauses.resume(conn, name)
+    changed = pauses.set_paused(services.engine, name, paused, services.clock(), reason)
     if changed:
         log.info("trigger %s %s by an operator", name, "paused" if paused else "resumed")
     return next(t for t in rules_status(services).triggers if t.name == name)
@@ -249,14 +244,7 @@ def status(services: Services) -> StatusOut:
     """Everything `trigger-service status` shows, in one read."""
     backlog = services.inbox.depth()
     with services.engine.connect() as conn:
-        waiting = {
-            str(state): int(count)
-            for state, count in conn.execute(
-                select(decisions.c.state, func.count())
-                .where(decisions.c.state.in_(["collecting", "queued", "ready", "submitting"]))
-                .group_by(decisions.c.state)
-            )
-        }
+        waiting = decided.waiting_counts(conn)
         active = [
             run
             for state in ("submitting", "pending", "running")

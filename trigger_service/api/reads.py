@@ -8,11 +8,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
 
 from trigger_service.api.deps import get_services, require_operator
-from trigger_service.database import current_versions, events, pipeline_versions, runs
 from trigger_service.events import EventKind
+from trigger_service.inbox import queries as inbox
 from trigger_service.inbox.store import STATUSES
 from trigger_service.outbox.store import items_for as outbox_items
 from trigger_service.service import Services
@@ -20,7 +19,8 @@ from trigger_service.sources import SOURCES
 from trigger_service.tracking import runs as tracked
 from trigger_service.tracking.models import decision_of, read_models
 from trigger_service.validation import INT64_MAX
-from trigger_service.worker import decisions as decided
+from trigger_service.versions import queries as versions
+from trigger_service.worker import queries as decided
 
 router = APIRouter(tags=["reads"])
 Limit = Query(50, ge=1, le=500)
@@ -50,9 +50,17 @@ async def list_events(
     return {"items": items, "limit": limit, "offset": offset}
 
 
+def _event(services: Services, event_id: str) -> dict[str, Any] | None:
+    item = services.inbox.get(event_id)
+    if item is None:
+        return None
+    with services.engine.connect() as conn:
+        return {**item, "decisions": decided.decisions_of_event(conn, event_id)}
+
+
 @router.get("/events/{event_id}", summary="One event, with the decisions it ended in")
 async def get_event(event_id: str, services: Services = Depends(get_services)) -> dict[str, Any]:
-    item = await run_in_threadpool(services.inbox.get, event_id)
+    item = await run_in_threadpool(_event, services, event_id)
     if item is None:
         raise _not_found("event", event_id)
     return item
@@ -123,33 +131,11 @@ def run_lineage(conn: Any, run_id: str) -> dict[str, Any] | None:
     run = tracked.run_dict(conn, row)
     run["decision"] = decided.get_decision(conn, row.decision_id)
     event_ids = run["decision"]["event_ids"] if run["decision"] else []
-    run["events"] = [_event_summary(conn, e) for e in event_ids[:100]]
-    run["pipeline_version"] = _version(conn, row.pipeline, row.version)
+    run["events"] = [inbox.event_summary(conn, e) for e in event_ids[:100]]
+    run["pipeline_version"] = versions.pipeline_version(conn, row.pipeline, row.version)
     # What was told elsewhere about this run: commit statuses, registry registrations.
     run["outbox"] = outbox_items(conn, run_id=row.id)
     return run
-
-
-def _event_summary(conn: Any, event_id: str) -> dict[str, Any]:
-    row = conn.execute(select(events).where(events.c.id == event_id)).first()
-    if row is None:
-        return {"id": event_id}
-    return {
-        "id": row.id,
-        "source": row.source,
-        "kind": row.kind,
-        "subject": row.subject,
-        "received_at": row.received_at,
-    }
-
-
-def _version(conn: Any, pipeline: str, version: str | None) -> dict[str, Any] | None:
-    row = conn.execute(
-        select(pipeline_versions).where(
-            pipeline_versions.c.pipeline == pipeline, pipeline_versions.c.version == version
-        )
-    ).first()
-    return dict(row._mapping) if row is not None else None
 
 
 @router.get("/runs/{run_id}", summary="One run: states, version, decision, events, model")
@@ -160,29 +146,10 @@ async def get_run(run_id: str, services: Services = Depends(get_services)) -> di
     return dict(item)
 
 
-def _pipelines(conn: Any) -> list[dict[str, Any]]:
-    versions = [
-        dict(r._mapping)
-        for r in conn.execute(
-            select(pipeline_versions).order_by(pipeline_versions.c.created_at.desc())
-        )
-    ]
-    current = [dict(r._mapping) for r in conn.execute(select(current_versions))]
-    names = sorted({v["pipeline"] for v in versions} | {c["pipeline"] for c in current})
-    return [
-        {
-            "pipeline": name,
-            "current": [c for c in current if c["pipeline"] == name],
-            "versions": [v for v in versions if v["pipeline"] == name],
-        }
-        for name in names
-    ]
-
-
 @router.get("/pipelines", summary="Versions known, and which one each branch runs and why")
 async def list_pipelines(services: Services = Depends(get_services)) -> dict[str, Any]:
     configured = sorted(p.name for p in services.rules().pipelines)
-    known = await run_in_threadpool(_read, services, _pipelines)
+    known = await run_in_threadpool(_read, services, versions.pipelines)
     return {"configured": configured, "items": known}
 
 
@@ -197,12 +164,10 @@ async def list_models(services: Services = Depends(get_services)) -> dict[str, A
 def _model_lineage(conn: Any, services: Services, name: str, version: int) -> dict[str, Any]:
     models = read_models(services.models.models_root) if services.models.models_root else []
     model = next((m for m in models if m["model_name"] == name and m["version"] == version), None)
-    row = conn.execute(
-        select(runs.c.id).where(runs.c.model_name == name, runs.c.model_version == version)
-    ).first()
+    row = tracked.run_for_model(conn, name, version)
     if row is None and model is not None:
         decision_id = decision_of(model)
-        row = conn.execute(select(runs.c.id).where(runs.c.decision_id == decision_id)).first()
+        row = tracked.run_by_decision(conn, decision_id) if decision_id else None
     if model is None and row is None:
         raise _not_found("model version", f"{name}/{version}")
     lineage = run_lineage(conn, row.id) if row is not None else None

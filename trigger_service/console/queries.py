@@ -1,96 +1,29 @@
-"""What the console's pages show, read from the store and the rules in force.
+"""What the console's pages show, from the rules in force and the stages' own queries.
 
-The timeline joins events to their decisions; the decision page re-asks each trigger about each
-event (which one matched, and why the others did not) and says where each parameter came from;
-the models page links every published version back to its run, decision and events.
+The decision page re-asks each trigger about each event (which one matched, and why the others
+did not) and says where each parameter came from; the models page links every published version
+back to its run, decision and events. The store is read only through the owning stage's query
+functions (the timeline: `worker.queries.timeline`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, String, cast, or_, select
+from sqlalchemy import Connection
 
-from trigger_service.database import decision_events, decisions, events, runs
 from trigger_service.events import CodeSubject, Event, EventKind, ManualSubject
-from trigger_service.inbox.store import row_to_event
 from trigger_service.rules import Rules, decide
 from trigger_service.rules.match import CHECKS, refuse_push
+from trigger_service.tracking import runs as tracked
 from trigger_service.tracking.models import decision_of, read_models
+from trigger_service.worker import queries as decided
 
 TIMELINE_LIMIT = 100
 LINEAGE_PARAMS = ("decision_id", "event_ids", "git_commit")
 OUTCOMES = ("run", "no_run", "waiting", "dead")
-
-
-@dataclass(frozen=True)
-class TimelineFilter:
-    source: str | None = None
-    kind: str | None = None
-    outcome: str | None = None  # run | no_run | waiting (not decided yet) | dead
-    pipeline: str | None = None
-    text: str | None = None  # in the event id, its subject or the decision's reason
-
-
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def timeline(
-    conn: Connection, wanted: TimelineFilter, limit: int = TIMELINE_LIMIT, offset: int = 0
-) -> list[Any]:
-    """Events newest first from row `offset`, each row with its decision (if any): id,
-    received_at, source, kind, subject, status, last_error, decision_id, outcome, state, reason,
-    pipeline, trigger, run_id."""
-    stmt = (
-        select(
-            events.c.id,
-            events.c.received_at,
-            events.c.source,
-            events.c.kind,
-            events.c.subject,
-            events.c.status,
-            events.c.last_error,
-            decisions.c.id.label("decision_id"),
-            decisions.c.outcome,
-            decisions.c.state,
-            decisions.c.reason,
-            decisions.c.pipeline,
-            decisions.c.trigger,
-            decisions.c.run_id,
-        )
-        .select_from(events)
-        .outerjoin(decision_events, decision_events.c.event_id == events.c.id)
-        .outerjoin(decisions, decisions.c.id == decision_events.c.decision_id)
-        .order_by(events.c.received_at.desc(), events.c.id)
-        .limit(limit)
-        .offset(offset)
-    )
-    if wanted.source:
-        stmt = stmt.where(events.c.source == wanted.source)
-    if wanted.kind:
-        stmt = stmt.where(events.c.kind == wanted.kind)
-    if wanted.pipeline:
-        stmt = stmt.where(decisions.c.pipeline == wanted.pipeline)
-    if wanted.outcome in ("run", "no_run"):
-        stmt = stmt.where(decisions.c.outcome == wanted.outcome)
-    elif wanted.outcome == "waiting":
-        stmt = stmt.where(events.c.status.in_(["pending", "claimed"]))
-    elif wanted.outcome == "dead":
-        stmt = stmt.where(events.c.status == "dead")
-    if wanted.text:
-        pattern = _like(wanted.text)
-        stmt = stmt.where(
-            or_(
-                events.c.id.ilike(pattern, escape="\\"),
-                cast(events.c.subject, String).ilike(pattern, escape="\\"),
-                decisions.c.reason.ilike(pattern, escape="\\"),
-            )
-        )
-    return list(conn.execute(stmt).all())
 
 
 def subject_line(kind: str, subject: dict[str, Any]) -> str:
@@ -177,17 +110,6 @@ def param_origins(
     return rows
 
 
-def decision_events_full(conn: Connection, decision_id: str, limit: int = 200) -> list[Event]:
-    rows = conn.execute(
-        select(events)
-        .join(decision_events, decision_events.c.event_id == events.c.id)
-        .where(decision_events.c.decision_id == decision_id)
-        .order_by(decision_events.c.at, events.c.id)
-        .limit(limit)
-    ).all()
-    return [row_to_event(row) for row in rows]
-
-
 def models_with_lineage(conn: Connection, models_root: Path | None) -> list[dict[str, Any]]:
     """Published versions, newest first per model, each with `serving` (the highest version: the
     model server serves the highest version folder) and its run -> decision -> events chain."""
@@ -197,26 +119,17 @@ def models_with_lineage(conn: Connection, models_root: Path | None) -> list[dict
         highest[model["model_name"]] = max(highest.get(model["model_name"], 0), model["version"])
     for model in found:
         model["serving"] = model["version"] == highest[model["model_name"]]
-        run = conn.execute(
-            select(runs).where(
-                runs.c.model_name == model["model_name"], runs.c.model_version == model["version"]
-            )
-        ).first()
+        run = tracked.run_for_model(conn, model["model_name"], model["version"])
         decision_id = run.decision_id if run is not None else decision_of(model)
         if run is None and decision_id:
-            run = conn.execute(select(runs).where(runs.c.decision_id == decision_id)).first()
+            run = tracked.run_by_decision(conn, decision_id)
         model["run"] = dict(run._mapping) if run is not None else None
-        decision = (
-            conn.execute(select(decisions).where(decisions.c.id == decision_id)).first()
-            if decision_id
-            else None
-        )
-        model["decision"] = dict(decision._mapping) if decision is not None else None
+        model["decision"] = decided.decision_row(conn, decision_id) if decision_id else None
         model["events"] = (
             [
                 {"id": e.id, "kind": e.kind.value, "source": e.source,
                  "line": subject_line(e.kind.value, asdict(e.subject))}
-                for e in decision_events_full(conn, decision_id, 20)
+                for e in decided.events_of_decision(conn, decision_id, 20)
             ]
             if decision_id
             else []

@@ -18,11 +18,10 @@ from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import select
 
 from trigger_service import pauses
 from trigger_service.api.operator import DecisionId, RunId, TriggerName, rules_status, set_paused
-from trigger_service.api.reads import _pipelines, run_lineage
+from trigger_service.api.reads import run_lineage
 from trigger_service.console import queries
 from trigger_service.console.session import (
     Keys,
@@ -31,23 +30,24 @@ from trigger_service.console.session import (
     session,
     set_cookie,
 )
-from trigger_service.database import events
 from trigger_service.errors import TriggerError
 from trigger_service.events import utcnow
+from trigger_service.inbox import queries as inbox_reads
 from trigger_service.rules.policy import Policy
 from trigger_service.service import Services
 from trigger_service.sources import SOURCES
 from trigger_service.tracking import logs
 from trigger_service.tracking import runs as tracked
 from trigger_service.tracking.cancel import cancel_run
-from trigger_service.worker import decisions as decided
+from trigger_service.versions import queries as versions
+from trigger_service.worker import queries as decided
 from trigger_service.worker.admission import verdict_for
 from trigger_service.worker.canceling import cancel_decision
+from trigger_service.worker.decisions import follow_run
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 MAX_FORM_BYTES = 16 * 1024
-ACTIVE_RUN_STATES = ("submitting", "pending", "running")
 
 
 def _when(epoch: float | None) -> str:
@@ -175,7 +175,7 @@ async def signout(request: Request) -> Response:
 @router.get("")
 async def timeline(request: Request) -> HTMLResponse:
     q = request.query_params
-    wanted = queries.TimelineFilter(
+    wanted = decided.TimelineFilter(
         source=q.get("source") or None,
         kind=q.get("kind") or None,
         outcome=q.get("outcome") or None,
@@ -189,7 +189,7 @@ async def timeline(request: Request) -> HTMLResponse:
     rows = await run_in_threadpool(
         _read,
         services,
-        queries.timeline,
+        decided.timeline,
         wanted,
         queries.TIMELINE_LIMIT + 1,  # one more: whether there is an older page
         number * queries.TIMELINE_LIMIT,
@@ -223,17 +223,15 @@ def _decision_page(services: Services, decision_id: str) -> dict[str, Any] | Non
         decision = decided.get_decision(conn, decision_id)
         if decision is None:
             return None
-        stored = queries.decision_events_full(conn, decision_id)
-        row = conn.execute(
-            select(decided.decisions.c.policy).where(decided.decisions.c.id == decision_id)
-        ).first()
+        stored = decided.events_of_decision(conn, decision_id)
+        policy = decided.decision_policy(conn, decision_id)
         held = pauses.paused(conn)
         run = tracked.get_run(conn, decision["run_id"]) if decision["run_id"] else None
         policy_now = None
-        if row is not None and row.policy and decision["pipeline"]:
+        if policy and decision["pipeline"]:
             # What the policy would say if this decision were admitted now (explain's question).
             verdict, queued = verdict_for(
-                conn, decision["pipeline"], Policy(**row.policy), services.clock(), decision_id
+                conn, decision["pipeline"], Policy(**policy), services.clock(), decision_id
             )
             policy_now = {
                 "verdict": type(verdict).__name__.lower(),
@@ -251,7 +249,7 @@ def _decision_page(services: Services, decision_id: str) -> dict[str, Any] | Non
     ]
     return {
         "decision": decision,
-        "policy": row.policy if row is not None else None,
+        "policy": policy,
         "covered": covered,
         "params": queries.param_origins(
             decision, stored, rules, run.params if run is not None else None
@@ -309,7 +307,7 @@ async def run_page(request: Request, run_id: str = RunId) -> HTMLResponse:
         run=run,
         has_log=path is not None,
         steps=steps,
-        active=run["state"] in ACTIVE_RUN_STATES,
+        active=run["state"] in tracked.ACTIVE_STATES,
     )
 
 
@@ -336,7 +334,12 @@ async def run_cancel(request: Request, run_id: str = RunId) -> Response:
     services = _services(request)
     try:
         result = await run_in_threadpool(
-            cancel_run, services.engine, services.backend, run_id, services.clock()
+            cancel_run,
+            services.engine,
+            services.backend,
+            run_id,
+            services.clock(),
+            follow_run,
         )
     except TriggerError as exc:
         return _back(request, f"/ui/runs/{run_id}", f"the backend refused: {exc}")
@@ -359,7 +362,7 @@ async def models_page(request: Request) -> HTMLResponse:
 @router.get("/pipelines")
 async def pipelines_page(request: Request) -> HTMLResponse:
     services = _services(request)
-    known = await run_in_threadpool(_read, services, _pipelines)
+    known = await run_in_threadpool(_read, services, versions.pipelines)
     configured = {p.name: p for p in services.rules().pipelines}
     return page(request, "pipelines.html", known=known, configured=configured)
 
@@ -423,12 +426,8 @@ async def replay(
 ) -> Response:
     await _action(request)
     services = _services(request)
-    exists = await run_in_threadpool(
-        _read,
-        services,
-        lambda conn: conn.execute(select(events.c.id).where(events.c.id == event_id)).first(),
-    )
-    if exists is None:
+    exists = await run_in_threadpool(_read, services, inbox_reads.is_stored, event_id)
+    if not exists:
         return _back(request, "/ui/dead", f"no event {event_id}")
     if not await run_in_threadpool(services.inbox.replay, event_id):
         return _back(request, "/ui/dead", f"{event_id} is still in flight; nothing replayed")

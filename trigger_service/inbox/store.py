@@ -28,7 +28,7 @@ from sqlalchemy import JSON, Connection, Engine, bindparam, func, select, text, 
 from sqlalchemy.exc import SQLAlchemyError
 
 from trigger_service import leases
-from trigger_service.database import decision_events, events, write, write_now
+from trigger_service.database import events, write, write_now
 from trigger_service.errors import TemporaryError, TriggerError
 from trigger_service.events import Event, EventKind, subject_from_dict, subject_to_dict
 from trigger_service.keys import fit
@@ -390,16 +390,11 @@ class Inbox:
             )
 
     def dead_letter(self, event_ids: Sequence[str], error: str, conn: Any | None = None) -> None:
-        stmt = (
-            update(events)
-            .where(events.c.id.in_(list(event_ids)))
-            .values(status="dead", lease_until=None, last_error=error)
-        )
         if conn is not None:
-            conn.execute(stmt)
+            dead_letter(conn, event_ids, error)
             return
         with write(self.engine) as own:
-            own.execute(stmt)
+            dead_letter(own, event_ids, error)
 
     def replay(self, event_id: str) -> bool:
         """Send a dead-lettered (or decided) event through the worker again."""
@@ -413,14 +408,11 @@ class Inbox:
 
     # --- reads for the API
     def get(self, event_id: str) -> dict[str, Any] | None:
+        """One event as `event_row_dict` shapes it (the decisions it ended in are the worker's:
+        `worker.queries.decisions_of_event`), or None."""
         with self.engine.connect() as conn:
             row = conn.execute(select(events).where(events.c.id == event_id)).first()
-            if row is None:
-                return None
-            decided = conn.execute(
-                select(decision_events.c.decision_id).where(decision_events.c.event_id == event_id)
-            ).scalars()
-            return {**event_row_dict(row), "decisions": list(decided)}
+        return event_row_dict(row) if row is not None else None
 
     def all_stored(self, event_ids: Sequence[str]) -> bool:
         """True when every id in `event_ids` is a committed event."""
@@ -467,6 +459,16 @@ class Inbox:
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(select(1))
+
+
+def dead_letter(conn: Connection, event_ids: Sequence[str], error: str) -> None:
+    """Mark events dead with `error`, in the caller's transaction (the worker's, when a
+    decision they ended in is dead-lettered)."""
+    conn.execute(
+        update(events)
+        .where(events.c.id.in_(list(event_ids)))
+        .values(status="dead", lease_until=None, last_error=error)
+    )
 
 
 def event_row_dict(row: Any) -> dict[str, Any]:

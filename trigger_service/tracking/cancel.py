@@ -35,9 +35,12 @@ class Canceled:
     detail: str
 
 
-def cancel_run(engine: Engine, backend: Backend, run_id: str, now: float) -> Canceled | None:
-    """Cancel run `run_id`; None if there is no such run. Backend errors (TemporaryError,
-    PermanentError) propagate unchanged and nothing is recorded."""
+def cancel_run(
+    engine: Engine, backend: Backend, run_id: str, now: float, follow: tracked.FollowRun
+) -> Canceled | None:
+    """Cancel run `run_id`; None if there is no such run. `follow` is the worker's
+    `decisions.follow_run`: a run canceled here cancels its decision too. Backend errors
+    (TemporaryError, PermanentError) propagate unchanged and nothing is recorded."""
     with engine.connect() as conn:
         row = tracked.get_run(conn, run_id)
     if row is None:
@@ -59,7 +62,8 @@ def cancel_run(engine: Engine, backend: Backend, run_id: str, now: float) -> Can
         if state not in ACTIVE:  # the poll recorded an end meanwhile
             return Canceled(run_id, state, state == "canceled", state != "canceled", state)
         if status.state is RunState.CANCELED:
-            tracked.set_state(conn, run_id, "canceled", now, "canceled by an operator")
+            detail = "canceled by an operator"
+            tracked.set_state(conn, run_id, "canceled", now, detail, follow=follow)
             log.info("run canceled by an operator", extra={"run_id": run_id})
             return Canceled(run_id, "canceled", True, False, "canceled by an operator")
         tracked.add_state(conn, run_id, state, now, f"cancel requested ({backend.name})")

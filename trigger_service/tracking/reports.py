@@ -29,8 +29,8 @@ from trigger_service.events import Event, EventKind, subject_to_dict
 from trigger_service.outbox.store import OutboxItem, enqueue
 from trigger_service.statuses import StatusChannel, locate
 from trigger_service.statuses.base import SHA, short
+from trigger_service.tracking.runs import ACTIVE_STATES
 
-ACTIVE_RUN_STATES = ("submitting", "pending", "running")
 MAX_TARGETS = 20  # distinct commits one status change is posted on (a coalesced burst)
 Target = tuple[str, str, str]  # forge, repository path, commit
 
@@ -82,7 +82,7 @@ class StatusReporter:
         if row.state == "queued":
             active = conn.execute(
                 select(runs.c.id)
-                .where(runs.c.pipeline == row.pipeline, runs.c.state.in_(ACTIVE_RUN_STATES))
+                .where(runs.c.pipeline == row.pipeline, runs.c.state.in_(ACTIVE_STATES))
                 .order_by(runs.c.created_at.desc())
             ).first()
             text = f"queued behind run {active.id}" if active else "queued behind the active run"

@@ -1,20 +1,31 @@
-"""Run records and the history of every state each run passed through."""
+"""Run records and the history of every state each run passed through.
+
+Tracking writes `runs` and `run_states` only. A run's decision (the worker's table) follows its
+run's final state through the worker's `decisions.follow_run`, which every caller of
+`set_state` passes in as `follow`: so the decision changes in the same transaction as its run,
+and tracking never imports the worker.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from trigger_service.database import run_states, runs
 from trigger_service.metrics import RUNS
-from trigger_service.worker.decisions import follow_run
 
 # A run ends in one of these; its decision then takes the same state. `recorded`: the shadow
 # backend wrote down what it would have run, and nothing ran. `lost`: the backend answered 404
 # for the run (deleted there); it ends like any other.
 FINAL_STATES = ("succeeded", "failed", "canceled", "lost", "recorded")
+# A run in one of these holds its pipeline (concurrency) and is shown as in progress.
+ACTIVE_STATES = ("submitting", "pending", "running")
+
+# (conn, decision_id, final run state, now): called in the transaction that ends the run.
+FollowRun = Callable[[Connection, str, str, float], None]
 
 
 def new_run_id() -> str:
@@ -56,9 +67,17 @@ def add_state(conn: Connection, run_id: str, state: str, now: float, detail: str
 
 
 def set_state(
-    conn: Connection, run_id: str, state: str, now: float, detail: str | None = None, **values: Any
+    conn: Connection,
+    run_id: str,
+    state: str,
+    now: float,
+    detail: str | None = None,
+    *,
+    follow: FollowRun,
+    **values: Any,
 ) -> bool:
-    """Move a run to `state` (recording the change once); returns whether it changed."""
+    """Move a run to `state` (recording the change once); returns whether it changed. On a
+    change to a final state, `follow` moves the run's decision with it (same transaction)."""
     current = conn.execute(
         select(runs.c.state, runs.c.pipeline, runs.c.decision_id).where(runs.c.id == run_id)
     ).first()
@@ -70,7 +89,7 @@ def set_state(
         if state in FINAL_STATES:
             values.setdefault("finished_at", now)
             RUNS.labels(current.pipeline, state).inc()
-            follow_run(conn, current.decision_id, state, now)
+            follow(conn, current.decision_id, state, now)
     conn.execute(
         update(runs).where(runs.c.id == run_id).values(state=state, updated_at=now, **values)
     )
@@ -110,3 +129,40 @@ def list_runs(
 
 def get_run(conn: Connection, run_id: str) -> Any:
     return conn.execute(select(runs).where(runs.c.id == run_id)).first()
+
+
+def run_for_model(conn: Connection, model_name: str, version: int) -> Any:
+    """The run linked to a published model version (the whole row), or None."""
+    return conn.execute(
+        select(runs).where(runs.c.model_name == model_name, runs.c.model_version == version)
+    ).first()
+
+
+def active_count(conn: Connection, pipeline: str) -> int:
+    """How many runs of `pipeline` are in an ACTIVE_STATES state."""
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(runs)
+            .where(runs.c.pipeline == pipeline, runs.c.state.in_(ACTIVE_STATES))
+        ).scalar_one()
+    )
+
+
+def last_started(conn: Connection, pipeline: str) -> float | None:
+    """When the newest run of `pipeline` was created (epoch seconds), or None."""
+    found = conn.execute(
+        select(func.max(runs.c.created_at)).where(runs.c.pipeline == pipeline)
+    ).scalar()
+    return None if found is None else float(found)
+
+
+def started_since(conn: Connection, pipeline: str, since: float) -> int:
+    """How many runs of `pipeline` were created after `since` (epoch seconds)."""
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(runs)
+            .where(runs.c.pipeline == pipeline, runs.c.created_at > since)
+        ).scalar_one()
+    )

@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, func, or_, select, update
 
-from trigger_service.database import decision_events, decisions, runs, trigger_pauses
+from trigger_service.database import decision_events, decisions
 from trigger_service.metrics import DECISIONS
+from trigger_service.pauses import paused_triggers
 from trigger_service.rules.policy import Go, Policy, Queue, Suppress, admit
+from trigger_service.tracking import runs
 from trigger_service.worker.decisions import causes, describe_causes
 
 if TYPE_CHECKING:
     from trigger_service.tracking.reports import StatusReporter
-
-ACTIVE_RUN_STATES = ("submitting", "pending", "running")
 
 
 def fire_due(
@@ -53,16 +53,12 @@ def fire_due(
 
 def not_paused() -> ColumnElement[bool]:
     """A collecting decision of a paused trigger waits: it fires once the trigger resumes."""
-    held = select(trigger_pauses.c.trigger).scalar_subquery()
+    held = paused_triggers()
     return or_(decisions.c.trigger.is_(None), decisions.c.trigger.not_in(held))
 
 
 def _active(conn: Connection, pipeline: str) -> int:
-    running = conn.execute(
-        select(func.count())
-        .select_from(runs)
-        .where(runs.c.pipeline == pipeline, runs.c.state.in_(ACTIVE_RUN_STATES))
-    ).scalar_one()
+    running = runs.active_count(conn, pipeline)
     admitted = conn.execute(
         select(func.count())
         .select_from(decisions)
@@ -82,14 +78,8 @@ def verdict_for(
             decisions.c.id != (exclude or ""),
         )
     ).scalar()
-    last_started = conn.execute(
-        select(func.max(runs.c.created_at)).where(runs.c.pipeline == pipeline)
-    ).scalar()
-    last_hour = conn.execute(
-        select(func.count())
-        .select_from(runs)
-        .where(runs.c.pipeline == pipeline, runs.c.created_at > now - 3600)
-    ).scalar_one()
+    last_started = runs.last_started(conn, pipeline)
+    last_hour = runs.started_since(conn, pipeline, now - 3600)
     verdict = admit(
         policy,
         now=now,

@@ -19,8 +19,9 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from trigger_service.database import decision_events, decisions, events
+from trigger_service.database import decision_events, decisions
 from trigger_service.events import Event
+from trigger_service.inbox import store as inbox
 from trigger_service.keys import fit
 from trigger_service.metrics import DECISIONS
 from trigger_service.rules import Match
@@ -229,71 +230,8 @@ def covered_events(conn: Connection, decision_id: str) -> list[str]:
     )
 
 
-def decision_dict(conn: Connection, row: Any, with_events: bool = True) -> dict[str, Any]:
-    data = {
-        "id": row.id,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-        "trigger": row.trigger,
-        "pipeline": row.pipeline,
-        "outcome": row.outcome,
-        "state": row.state,
-        "reason": row.reason,
-        "version": row.version,
-        "version_request": row.version_request,
-        "params": row.params,
-        "event_count": row.event_count,
-        "due_at": row.due_at,
-        "idempotency_key": row.idempotency_key,
-        "run_id": row.run_id,
-        "attempts": row.attempts,
-        "last_error": row.last_error,
-    }
-    if with_events:
-        data["event_ids"] = covered_events(conn, row.id)
-        data["events"] = [
-            {"id": r.event_id, "trigger": r.trigger, "reason": r.reason}
-            for r in conn.execute(
-                select(
-                    decision_events.c.event_id, decision_events.c.trigger, decision_events.c.reason
-                )
-                .where(decision_events.c.decision_id == row.id)
-                .order_by(decision_events.c.at, decision_events.c.event_id)
-            )
-        ]
-    return data
-
-
-def list_decisions(
-    conn: Connection,
-    outcome: str | None = None,
-    state: str | None = None,
-    pipeline: str | None = None,
-    limit: int = 50,
-    offset: int = 0,
-) -> list[dict[str, Any]]:
-    stmt = select(decisions).order_by(decisions.c.created_at.desc(), decisions.c.id)
-    for column, value in (
-        (decisions.c.outcome, outcome),
-        (decisions.c.state, state),
-        (decisions.c.pipeline, pipeline),
-    ):
-        if value is not None:
-            stmt = stmt.where(column == value)
-    rows = conn.execute(stmt.limit(limit).offset(offset)).all()
-    return [decision_dict(conn, r, with_events=False) for r in rows]
-
-
-def get_decision(conn: Connection, decision_id: str) -> dict[str, Any] | None:
-    row = conn.execute(select(decisions).where(decisions.c.id == decision_id)).first()
-    return decision_dict(conn, row) if row is not None else None
-
-
 def dead_letter_events(conn: Connection, decision_id: str, error: str) -> list[str]:
+    """Dead-letter the events a decision covers (through the inbox, their owner); their ids."""
     ids = covered_events(conn, decision_id)
-    conn.execute(
-        update(events)
-        .where(events.c.id.in_(ids))
-        .values(status="dead", last_error=error, lease_until=None)
-    )
+    inbox.dead_letter(conn, ids, error)
     return ids

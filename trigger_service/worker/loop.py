@@ -1,6 +1,7 @@
 """One worker loop: each tick claims stored events and decides them, fires due decisions through
-the policy, submits ready ones and polls unfinished runs. Safe to run in several processes
-against one PostgreSQL: every step claims its rows (SKIP LOCKED, leases) before acting.
+the policy, submits ready ones and has tracking poll unfinished runs (`tracking/poller.py`). Safe
+to run in several processes against one PostgreSQL: every step claims its rows (SKIP LOCKED,
+leases) before acting.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from trigger_service.worker.submitting import Submitter
 
 if TYPE_CHECKING:
     from trigger_service.outbox.sender import OutboxSender
+    from trigger_service.tracking.poller import RunPoller
     from trigger_service.tracking.reports import StatusReporter
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ class Worker:
         poll_seconds: float,
         run_poll_seconds: float,
         clock: Callable[[], float],
+        runs: RunPoller,
         heads: BranchHeads | None = None,
         poller: BranchPoller | None = None,
         reports: StatusReporter | None = None,
@@ -88,6 +91,7 @@ class Worker:
         self.outbox = outbox  # delivers them (and registrations) on its own thread
         self.inbox = inbox
         self.submitter = submitter
+        self.runs = runs  # tracking's: polls unfinished runs every run_poll_seconds
         self.rules = rules
         self.worker_id = worker_id
         self.batch = batch
@@ -118,7 +122,7 @@ class Worker:
         result.submitted = self.submitter.submit_ready()
         if self.clock() - self._last_run_poll >= self.run_poll_seconds:
             self._last_run_poll = self.clock()
-            result.polled = self.submitter.poll_runs()
+            result.polled = self.runs.poll()
         return result
 
     def decide(self, claimed: list[ClaimedEvent]) -> int:

@@ -1,4 +1,4 @@
-"""Ready decisions become runs; submitted runs are polled until they end.
+"""Ready decisions become runs (polling them until they end is tracking/poller.py's).
 
 Idempotency: the run record (state `submitting`, its run name derived from the decision's
 idempotency key) is committed before the backend is called. A crash after that leaves the
@@ -18,17 +18,16 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, update
 
 from trigger_service import leases
-from trigger_service.database import decisions, runs, write
+from trigger_service.database import decisions, write
 from trigger_service.errors import NotFound, PermanentError, RejectedInput, TemporaryError
 from trigger_service.metrics import DEAD_LETTERS, SUBMIT_FAILURES
 from trigger_service.retrying import Backoff
 from trigger_service.rules import Rules, VersionRequest
-from trigger_service.submit.base import Backend, RunRequest, RunState
+from trigger_service.submit.base import Backend, RunRequest
 from trigger_service.tracking import runs as tracked
-from trigger_service.tracking.models import ModelLinker
 from trigger_service.versions.registry import NothingToBuild, VersionRegistry
 from trigger_service.versions.reupload import reupload
 from trigger_service.worker.decisions import (
@@ -36,10 +35,10 @@ from trigger_service.worker.decisions import (
     covered_events,
     dead_letter_events,
     describe_causes,
+    follow_run,
 )
 
 if TYPE_CHECKING:
-    from trigger_service.tracking.registrations import Registrar
     from trigger_service.tracking.reports import StatusReporter
 
 log = logging.getLogger(__name__)
@@ -70,7 +69,6 @@ class Submitter:
         engine: Engine,
         backend: Backend,
         versions: VersionRegistry,
-        models: ModelLinker,
         rules: Callable[[], Rules],
         worker_id: str,
         lease_seconds: float,
@@ -78,16 +76,13 @@ class Submitter:
         max_attempts: int,
         clock: Callable[[], float],
         reports: StatusReporter | None = None,
-        registrar: Registrar | None = None,
     ) -> None:
         self.engine = engine
-        # Outbox writers (tracking/): commit statuses and registry registrations, each written
-        # in the transaction of the change it reports.
+        # The outbox writer for commit statuses (tracking/), written in the transaction of the
+        # change it reports.
         self.reports = reports
-        self.registrar = registrar
         self.backend = backend
         self.versions = versions
-        self.models = models
         self.rules = rules
         self.worker_id = worker_id
         self.lease_seconds = lease_seconds
@@ -229,7 +224,9 @@ class Submitter:
         reason = f"{row.reason}; {resolved.note}" if resolved.note else row.reason
         with write(self.engine) as conn:
             submitted = {"external_id": external}
-            if tracked.set_state(conn, run_id, "pending", now, "submitted", **submitted):
+            if tracked.set_state(
+                conn, run_id, "pending", now, "submitted", follow=follow_run, **submitted
+            ):
                 self._report_run(conn, run_id, now)
             conn.execute(
                 update(decisions)
@@ -300,63 +297,15 @@ class Submitter:
             )
             if row.run_id or tracked.run_by_decision(conn, row.id) is not None:
                 run = tracked.run_by_decision(conn, row.id)
-                if tracked.set_state(conn, run.id, "failed", now, error, error=error):
+                if tracked.set_state(
+                    conn, run.id, "failed", now, error, follow=follow_run, error=error
+                ):
                     self._report_run(conn, run.id, now)
             elif self.reports is not None:
                 self.reports.decision_changed(conn, row.id, now)
             ids = dead_letter_events(conn, row.id, error)
         DEAD_LETTERS.labels("submit").inc(len(ids) or 1)
 
-    def _lost(self, run_id: str, external_id: str, error: Exception) -> int:
-        """The backend no longer knows the run: it ends as `lost`, freeing its pipeline."""
-        reason = f"the backend has no run {external_id} any more (deleted there?): {error}"
-        log.warning("run lost: %s", reason, extra={"run_id": run_id})
-        now = self.clock()
-        with write(self.engine) as conn:
-            changed = tracked.set_state(conn, run_id, "lost", now, reason, error=reason)
-            if changed:
-                self._report_run(conn, run_id, now)
-            return int(changed)
-
     def _report_run(self, conn: Any, run_id: str, now: float) -> None:
         if self.reports is not None:
             self.reports.run_changed(conn, run_id, now)
-
-    # --- poll
-    def poll_runs(self) -> int:
-        """Ask the backend about every unfinished run; record each change of state."""
-        with self.engine.connect() as conn:
-            active = conn.execute(
-                select(runs.c.id, runs.c.external_id, runs.c.pipeline).where(
-                    runs.c.state.in_(["pending", "running"]), runs.c.external_id.is_not(None)
-                )
-            ).all()
-        changed = 0
-        for run in active:
-            try:
-                status = self.backend.status(run.external_id)
-            except NotFound as exc:
-                changed += self._lost(run.id, run.external_id, exc)
-                continue
-            except (TemporaryError, PermanentError) as exc:
-                log.warning("polling run failed: %s", exc, extra={"run_id": run.id})
-                continue
-            values: dict[str, Any] = {"url": status.url, "log_path": status.log_path}
-            if status.state is RunState.FAILED:
-                values.update(error=status.error, failed_step=status.failed_step)
-            if status.state.finished:
-                values["result"] = status.outputs or None
-                values.update(self.models.link(run.id, status.outputs))
-            with write(self.engine) as conn:
-                detail = status.error if status.state is RunState.FAILED else None
-                now = self.clock()
-                if tracked.set_state(conn, run.id, status.state.value, now, detail, **values):
-                    changed += 1
-                    extra = {"run_id": run.id, "pipeline": run.pipeline}
-                    log.info("run %s", status.state.value, extra=extra)
-                    self._report_run(conn, run.id, now)
-                    if self.registrar is not None and values.get("model_version"):
-                        self.registrar.published(conn, run.id, now)
-            if status.state is RunState.SUCCEEDED and values.get("model_version"):
-                self.models.rollout(run.id, values["model_name"], values["model_version"])
-        return changed
