@@ -147,19 +147,6 @@ def test_the_senders_doc_names_no_route_without_a_sender() -> None:
     assert not stray, f"docs/senders.md's Secrets table: routes of no sender {sorted(stray)}"
 
 
-@pytest.mark.parametrize("name", SENDERS)
-def test_the_deployment_doc_lists_the_senders_route(name: str) -> None:
-    text = (DOCS / "deployment.md").read_text()
-    listed = re.search(r"`/webhooks/\{([a-z,]+)\}`", text)
-    assert listed is not None, "docs/deployment.md: the Service row's /webhooks/{...} list"
-    route = SOURCES[name].route
-    if route.startswith("/webhooks/"):
-        names = listed.group(1).split(",")
-        assert route.removeprefix("/webhooks/") in names, f"{name}: not in {listed.group(0)}"
-    else:
-        assert f"`POST {route}`" in text, f"{name}: docs/deployment.md lacks `POST {route}`"
-
-
 # --- the chart ------------------------------------------------------------------------------
 
 
