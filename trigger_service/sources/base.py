@@ -9,10 +9,10 @@
 A source never touches the store or the rules: it only reads the sender's payload.
 
 Its attributes declare the sender to the rest of the service, which derives from them rather
-than naming senders itself: api.webhooks registers `route` (with `summary` and `media_types`),
-Settings reads the secret from `secret_setting` and caps the body at `max_body_setting`, help
-texts list the registry's names. tests/test_senders_agree.py checks the places that cannot
-import them (the chart, the docs) against the same attributes.
+than naming senders itself: api.webhooks registers `route` (with `summary` and `media_types`)
+and caps the body at the setting `max_body_setting` names, Settings.secret_for reads the field
+`secret_setting` names, help texts list the registry's names. tests/test_senders_agree.py
+checks the places that cannot import them (the Settings fields, the chart, the docs).
 """
 
 from __future__ import annotations
