@@ -16,6 +16,7 @@ import httpx
 
 from trigger_service.cli_client import add_commands, parse_param
 from trigger_service.settings import ClientSettings
+from trigger_service.sources import SOURCES
 
 if TYPE_CHECKING:
     from trigger_service.service import Services
@@ -293,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check_rules)
 
     exp = sub.add_parser("explain", help="what would this payload do now (changes nothing)")
-    exp.add_argument("source", help="github, gitlab, gitea, storage, alertmanager, grafana, manual")
+    exp.add_argument("source", help=", ".join(SOURCES))
     exp.add_argument("payload", help="file with the body, or - for stdin")
     exp.add_argument("-H", "--header", action="append", default=[], help="'Name: value'")
     exp.add_argument("--rules", help="rules file (default: TRIGGER_RULES_PATH)")

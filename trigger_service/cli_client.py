@@ -23,6 +23,7 @@ import httpx
 from tabulate import tabulate
 
 from trigger_service.settings import ClientSettings
+from trigger_service.sources import SOURCES
 
 
 class ClientError(Exception):
@@ -288,9 +289,7 @@ def add_commands(sub: Any, settings: ClientSettings) -> None:
         "stored events, newest first",
         _listing("/events", EVENT_COLUMNS, "source", "kind", "status"),
     )
-    events.add_argument(
-        "--source", help="github, gitlab, gitea, storage, alertmanager, grafana, manual"
-    )
+    events.add_argument("--source", help=", ".join(SOURCES))
     events.add_argument("--kind", help="code, data, drift, manual")
     events.add_argument("--status", help="pending, claimed, decided, dead")
     decisions = command(

@@ -105,7 +105,7 @@ SUBJECT_TYPES: dict[EventKind, type] = {
 class Event:
     id: str
     kind: EventKind
-    # the registry name (github, gitlab, gitea, storage, alertmanager, grafana, manual), "poll"
+    # the sender's registry name (a trigger_service.sources.SOURCES key), "poll"
     # for a branch head the poll found moved (versions.poll), "reconcile" for a listed object
     source: str
     subject: Subject

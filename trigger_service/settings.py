@@ -24,16 +24,12 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as PydanticSettingsError
 
-# Route name -> the settings field that holds its secret.
-SECRET_FIELDS: dict[str, str] = {
-    "github": "github_secret",
-    "gitlab": "gitlab_token",
-    "gitea": "gitea_secret",
-    "storage": "storage_token",
-    "alertmanager": "alertmanager_token",
-    "grafana": "grafana_token",
-    "manual": "manual_token",
-}
+from trigger_service.sources import SOURCES
+
+# Sender name -> the settings field that holds its secret, as each source declares it. The
+# fields themselves are declared below (pydantic-settings reads declared fields only);
+# tests/test_senders_agree.py fails when the two disagree.
+SECRET_FIELDS: dict[str, str] = {name: source.secret_setting for name, source in SOURCES.items()}
 
 # Outbox channels' secrets, each with a *_FILE form too.
 OUTBOX_SECRETS = (
@@ -340,7 +336,9 @@ class Settings(BaseSettings):
         return self
 
     def secret_for(self, route: str) -> str | None:
-        value: SecretStr | None = getattr(self, SECRET_FIELDS[route])
+        """The secret of the sender registered as `route` (a SOURCES key), or None when none
+        is set. KeyError for a name the registry does not have."""
+        value: SecretStr | None = getattr(self, SOURCES[route].secret_setting)
         return value.get_secret_value() if value is not None else None
 
 

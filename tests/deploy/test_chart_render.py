@@ -463,6 +463,33 @@ def test_outbox_registry_and_s3_keys_are_secret_files_the_settings_read(how: str
         assert set(OUTBOX_SECRET_KEYS) <= set(data)
 
 
+@pytest.mark.parametrize("how", ["values", "existingSecret"])
+def test_every_senders_secret_becomes_the_file_its_setting_reads(how: str) -> None:
+    """The Secret and the env iterate over secrets.values (or existingSecretKeys): each sender
+    the registry declares gets its key in the Secret and TRIGGER_<FIELD>_FILE pointing at it."""
+    from trigger_service.sources import SOURCES
+
+    keys = {name: s.secret_setting.replace("_", "-") for name, s in SOURCES.items()}
+    if how == "values":
+        sets = tuple(f"secrets.values.{k}=v-{k}" for k in keys.values())
+    else:
+        sets = (
+            "secrets.existingSecret=mine",
+            "secrets.existingSecretKeys={" + ",".join(keys.values()) + "}",
+        )
+    objs = helm_render("songs", (), sets)
+    deployment = one(objs, "Deployment", SERVICE_NAME)
+    env = env_of(container(deployment, "trigger-service"))
+    data = one(objs, "Secret", SECRET_NAME)["data"] if how == "values" else {}
+    for name, key in keys.items():
+        variable = f"TRIGGER_{SOURCES[name].secret_setting.upper()}_FILE"
+        assert env.get(variable, {}).get("value") == f"/etc/trigger/secrets/{key}", (
+            f"{name}: the Deployment's {variable}"
+        )
+        assert how != "values" or key in data, f"{name}: the Secret lacks {key}"
+    assert_secret_files_are_volume_items(deployment)
+
+
 def _models_mounts(deployment: dict[str, Any]) -> tuple[Any, Any]:
     mount = next(
         m for m in container(deployment, "trigger-service")["volumeMounts"] if m["name"] == "models"

@@ -13,6 +13,7 @@ from trigger_service.api.deps import get_services, require_operator
 from trigger_service.errors import RejectedInput
 from trigger_service.explain import explain, parse_payload
 from trigger_service.service import Services
+from trigger_service.sources import SOURCES
 from trigger_service.validation import checked_events, text
 
 router = APIRouter(tags=["decisions"])
@@ -20,9 +21,7 @@ router = APIRouter(tags=["decisions"])
 
 class ExplainRequest(BaseModel):
     event_id: str | None = Field(None, description="A stored event to decide again.")
-    source: str | None = Field(
-        None, description="github, gitlab, gitea, storage, alertmanager, grafana, manual"
-    )
+    source: str | None = Field(None, description=", ".join(SOURCES))
     headers: dict[str, str] = Field(default_factory=dict, description="The sender's headers.")
     payload: Any = Field(None, description="The sender's JSON body.")
     body: str | None = Field(None, description="Or the raw body, as sent.")

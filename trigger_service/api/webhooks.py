@@ -3,7 +3,8 @@
 202: at least one new event stored (ids listed). 200: a redelivery or a replayed body
 (`duplicate: true`; api.replay), or a delivery of no interest (`ignored: true` with the
 reason). 401/400/408/413/503: see api.errors; reading a body before its signature is checked:
-api.intake; the OpenAPI description of these answers: api.openapi.
+api.intake; the OpenAPI description of these answers: api.openapi. The routes are the
+registry's (`SOURCES`): each source's `route`, `summary` and `media_types`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from trigger_service.api.intake import ByteBudget, read_body, shared_budget, unverified
-from trigger_service.api.openapi import WEBHOOK_RESPONSES, request_body
+from trigger_service.api.openapi import WEBHOOK_RESPONSES, ManualRequest, request_body
 from trigger_service.api.replay import ReplayGuard
 from trigger_service.errors import (
     BodyTimeout,
@@ -65,8 +66,8 @@ async def _receive(name: str, request: Request, services: Services) -> Response:
     source = SOURCES[name]
     settings = services.settings
     async with unverified(_budget(request, settings.max_unverified_bytes)) as claim:
-        # Git pushes (a long branch merged) may be far larger than other deliveries.
-        limit = getattr(settings, getattr(source, "max_body_setting", "max_body_bytes"))
+        # Each sender's own cap: git pushes (a long branch merged) may be far larger.
+        limit = getattr(settings, source.max_body_setting)
         body = await read_body(request, limit, settings.body_timeout_seconds, claim)
         headers = {k.lower(): v for k, v in request.headers.items()}
         secret = settings.secret_for(name)
@@ -168,21 +169,26 @@ def _webhook(name: str) -> Any:
     return handler
 
 
-# SNS (AWS S3 notifications through SNS) posts its JSON as text/plain.
-_MEDIA = {"storage": ("application/json", "text/plain")}
+# A person's request has a model of its own; a sender's payload is the sender's to define.
+_BODY_MODELS = {"manual": ManualRequest}
 
-for _name in ("github", "gitlab", "gitea", "storage", "alertmanager", "grafana"):
+
+def _request_schema(name: str) -> dict[str, Any]:
+    if name in _BODY_MODELS:
+        return {"$ref": f"#/components/schemas/{_BODY_MODELS[name].__name__}"}
+    return {"type": "object", "description": f"The {name} payload, as the sender sends it"}
+
+
+# One POST route per registered sender: a new source in the registry is a new route.
+for _name, _source in SOURCES.items():
     router.add_api_route(
-        f"/webhooks/{_name}",
+        _source.route,
         _webhook(_name),
         methods=["POST"],
         status_code=202,
-        summary=f"Receive a {_name} delivery",
+        summary=_source.summary,
         responses=WEBHOOK_RESPONSES,
-        openapi_extra=request_body(
-            {"type": "object", "description": f"The {_name} payload, as the sender sends it"},
-            *_MEDIA.get(_name, ("application/json",)),
-        ),
+        openapi_extra=request_body(_request_schema(_name), *_source.media_types),
     )
 
 
@@ -194,14 +200,3 @@ for _name in ("github", "gitlab", "gitea", "storage", "alertmanager", "grafana")
 )
 async def storage_probe() -> Response:
     return Response(status_code=200)
-
-
-router.add_api_route(
-    "/trigger",
-    _webhook("manual"),
-    methods=["POST"],
-    status_code=202,
-    summary="Trigger a pipeline by hand (Bearer token; JSON {pipeline, version?, params?})",
-    responses=WEBHOOK_RESPONSES,
-    openapi_extra=request_body({"$ref": "#/components/schemas/ManualRequest"}, "application/json"),
-)

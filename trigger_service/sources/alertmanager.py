@@ -22,6 +22,11 @@ __all__ = ["STATUSES", "AlertmanagerSource", "label_fingerprint", "source"]
 
 class AlertmanagerSource:
     name = "alertmanager"
+    route = "/webhooks/alertmanager"
+    secret_setting = "alertmanager_token"
+    max_body_setting = "max_body_bytes"
+    media_types: tuple[str, ...] = ("application/json",)
+    summary = "Receive a alertmanager delivery"
 
     def verify(self, headers: Mapping[str, str], body: bytes, secret: str) -> None:
         # http_config.authorization sends Bearer; basic_auth sends any user with the secret.

@@ -29,7 +29,11 @@ def _header(headers: Mapping[str, str], suffix: str) -> str | None:
 
 class GiteaSource:
     name = "gitea"
+    route = "/webhooks/gitea"
+    secret_setting = "gitea_secret"
     max_body_setting = "git_max_body_bytes"
+    media_types: tuple[str, ...] = ("application/json",)
+    summary = "Receive a gitea delivery"
 
     def verify(self, headers: Mapping[str, str], body: bytes, secret: str) -> None:
         check_hmac_sha256(body, secret, _header(headers, "signature"), "gitea")

@@ -34,7 +34,11 @@ def _payload_text(headers: Mapping[str, str], body: bytes, what: str) -> bytes |
 
 class GitHubSource:
     name = "github"
+    route = "/webhooks/github"
+    secret_setting = "github_secret"
     max_body_setting = "git_max_body_bytes"  # GitHub caps its own payloads at 25 MB
+    media_types: tuple[str, ...] = ("application/json",)
+    summary = "Receive a github delivery"
 
     def verify(self, headers: Mapping[str, str], body: bytes, secret: str) -> None:
         signature = headers.get("x-hub-signature-256", "")

@@ -24,7 +24,11 @@ SYSTEM_EVENTS: dict[str, str] = {"push": "gitlab push", "tag_push": "gitlab tag 
 
 class GitLabSource:
     name = "gitlab"
+    route = "/webhooks/gitlab"
+    secret_setting = "gitlab_token"
     max_body_setting = "git_max_body_bytes"
+    media_types: tuple[str, ...] = ("application/json",)
+    summary = "Receive a gitlab delivery"
 
     def verify(self, headers: Mapping[str, str], body: bytes, secret: str) -> None:
         check_token(headers.get("x-gitlab-token"), secret, "gitlab")

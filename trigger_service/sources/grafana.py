@@ -40,6 +40,11 @@ def _is_test_notification(payload: Mapping[str, Any]) -> bool:
 
 class GrafanaSource:
     name = "grafana"
+    route = "/webhooks/grafana"
+    secret_setting = "grafana_token"
+    max_body_setting = "max_body_bytes"
+    media_types: tuple[str, ...] = ("application/json",)
+    summary = "Receive a grafana delivery"
 
     def verify(self, headers: Mapping[str, str], body: bytes, secret: str) -> None:
         check_authorization(headers, secret, WHAT, basic=True, any_scheme=True)

@@ -18,6 +18,11 @@ FIELDS = frozenset({"pipeline", "version", "params", "reason"})
 
 class ManualSource:
     name = "manual"
+    route = "/trigger"
+    secret_setting = "manual_token"
+    max_body_setting = "max_body_bytes"
+    media_types: tuple[str, ...] = ("application/json",)
+    summary = "Trigger a pipeline by hand (Bearer token; JSON {pipeline, version?, params?})"
 
     def verify(self, headers: Mapping[str, str], body: bytes, secret: str) -> None:
         check_authorization(headers, secret, WHAT, basic=False)

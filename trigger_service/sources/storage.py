@@ -171,6 +171,12 @@ def listed_object_event(
 
 class StorageSource:
     name = "storage"
+    route = "/webhooks/storage"
+    secret_setting = "storage_token"
+    max_body_setting = "max_body_bytes"
+    # SNS (AWS S3 notifications through SNS) posts its JSON as text/plain.
+    media_types: tuple[str, ...] = ("application/json", "text/plain")
+    summary = "Receive a storage delivery"
 
     def verify(self, headers: Mapping[str, str], body: bytes, secret: str) -> None:
         # MinIO sends its auth_token as a Bearer token; SNS can only do Basic auth in the URL.
