@@ -1,5 +1,5 @@
 """The code's layout holds: the layer contracts in pyproject.toml ([tool.importlinter]) are kept,
-would catch a violation, and see every module."""
+would catch a violation, and see every module; the demo (repository tooling) is not shipped."""
 
 from __future__ import annotations
 
