@@ -32,14 +32,14 @@ $(MLFLOW_STAMP):
 mlflow: $(MLFLOW_STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m trigger_service.demo run --var $(VAR) --port $(PORT) --s3-port $(S3_PORT)
+	$(BIN)/python -m demo run --var $(VAR) --port $(PORT) --s3-port $(S3_PORT)
 
 demo: $(STAMP)
-	$(BIN)/python -m trigger_service.demo loop
+	$(BIN)/python -m demo loop
 
 lint: $(STAMP)
-	$(BIN)/ruff check trigger_service pipeline tests bench
-	$(BIN)/ruff format --check trigger_service pipeline tests bench
+	$(BIN)/ruff check trigger_service pipeline demo tests bench
+	$(BIN)/ruff format --check trigger_service pipeline demo tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -49,7 +49,7 @@ audit: $(STAMP)
 	$(BIN)/python .ci/audit.py constraints.txt
 
 test: $(STAMP) $(MLFLOW_STAMP)
-	$(BIN)/ruff check trigger_service pipeline tests bench
+	$(BIN)/ruff check trigger_service pipeline demo tests bench
 	$(BIN)/mypy
 	$(BIN)/python .ci/audit.py constraints.txt
 	$(BIN)/python -m pytest -q
@@ -57,7 +57,7 @@ test: $(STAMP) $(MLFLOW_STAMP)
 # The developer's loop (docs/development.md): ruff and every test not marked `slow` (those
 # train a model or start PostgreSQL, Alertmanager or S3 servers). CI runs `make test`.
 test-fast: $(STAMP)
-	$(BIN)/ruff check trigger_service pipeline tests bench
+	$(BIN)/ruff check trigger_service pipeline demo tests bench
 	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)

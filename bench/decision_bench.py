@@ -50,6 +50,7 @@ from _common import (
     table,
 )
 
+from demo.payloads import storage_event
 from trigger_service.database import write
 from trigger_service.events import CodeSubject, DataSubject, Event, EventKind, make_event_id
 from trigger_service.service import Services
@@ -291,31 +292,6 @@ def part_latency(args: argparse.Namespace, tmp: Path, repo_url: str) -> None:
     print(table(table_rows, ["events", "p50 ms", "p99 ms", "max ms", "load"]))
 
 
-def minio_record(i: int, tag: str) -> dict[str, Any]:
-    return {
-        "EventName": "s3:ObjectCreated:Put",
-        "Key": f"datasets/songs/storm-{tag}-{i}.csv",
-        "Records": [
-            {
-                "eventVersion": "2.0",
-                "eventSource": "minio:s3",
-                "eventTime": "2026-11-25T08:00:00.000Z",
-                "eventName": "s3:ObjectCreated:Put",
-                "responseElements": {"x-amz-request-id": f"{tag}-{i}"},
-                "s3": {
-                    "bucket": {"name": "datasets"},
-                    "object": {
-                        "key": f"songs/storm-{tag}-{i}.csv",
-                        "size": 100,
-                        "eTag": f"{i:032x}",
-                        "sequencer": f"{tag}{i:08X}",
-                    },
-                },
-            }
-        ],
-    }
-
-
 def part_storm(args: argparse.Namespace, tmp: Path, repo_url: str) -> None:
     from _common import closed_loop
 
@@ -331,7 +307,7 @@ def part_storm(args: argparse.Namespace, tmp: Path, repo_url: str) -> None:
         headers = {"Authorization": f"Bearer {STORAGE_TOKEN}", "Content-Type": "application/json"}
 
         def make(i: int, tag: str = tag, headers: dict[str, str] = headers) -> Request:
-            body = json.dumps(minio_record(i, tag)).encode()
+            body = json.dumps(storage_event("datasets", f"songs/storm-{tag}-{i}.csv", 100)).encode()
             return ("POST", "/webhooks/storage", headers, body)
 
         try:

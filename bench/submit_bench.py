@@ -12,7 +12,7 @@ the worker wake-up the HTTP route sends. The double's request handler is wrapped
 it answered each POST /apis/v2beta1/runs; latency = that time - events.received_at. The first
 run also uploads the pipeline and its version and creates the experiment: reported apart.
 
-local: `python -m trigger_service.demo loop --var <tmp>` (its own S3 server, the service with
+local: `python -m demo loop --var <tmp>` (its own S3 server, the service with
 TRIGGER_BACKEND=local, a manual trigger, a MinIO event and a drift alert, runs trained one at a
 time by a child process). The SERVICE process is sampled every second: VmRSS, and CPU% from
 utime+stime deltas in /proc/PID/stat (its own threads only, not its children), next to the CPU%
@@ -195,7 +195,7 @@ def part_local(args: argparse.Namespace, tmp: Path) -> None:
     log_path = tmp / "demo.log"
     with log_path.open("wb") as log:
         demo = subprocess.Popen(
-            [sys.executable, "-m", "trigger_service.demo", "loop", "--var", str(var)],
+            [sys.executable, "-m", "demo", "loop", "--var", str(var)],
             cwd=REPO_ROOT,
             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
             stdout=log,
@@ -264,7 +264,7 @@ def part_local(args: argparse.Namespace, tmp: Path) -> None:
             ]
         )
     print(
-        f"\nservice process during `python -m trigger_service.demo loop` "
+        f"\nservice process during `python -m demo loop` "
         f"({len(samples)} one-second samples, exit {demo.returncode}); "
         f"load {samples[0][4] if samples else '-'} -> {samples[-1][4] if samples else '-'}"
     )

@@ -1,6 +1,6 @@
 """The code's layout holds: the layer contracts in pyproject.toml ([tool.importlinter]) are kept,
 would catch a violation, and see every module; each table is written by its one stage
-(`trigger_service.database.WRITERS`)."""
+(`trigger_service.database.WRITERS`); the demo (repository tooling) is not shipped."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import grimp
+import setuptools
 
 from trigger_service.database import WRITERS, metadata
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("trigger_service", "pipeline")
+PACKAGES = ("trigger_service", "pipeline", "demo")
 
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
@@ -60,6 +62,7 @@ def test_a_violation_of_each_contract_is_found(tmp_path: Path) -> None:
         "worker/loop.py": "import kfp",
         "tracking/models.py": "from trigger_service.worker import decisions",
         "console/session.py": "from trigger_service.database import runs",
+        "service.py": "import demo",
     }
     for module, line in plant.items():
         path = tmp_path / "trigger_service" / module
@@ -89,6 +92,24 @@ def test_the_contracts_see_every_module() -> None:
     }
     missing = sorted(modules - graph.modules)
     assert not missing, f"modules the layer contracts do not see (no __init__.py?): {missing}"
+
+
+def test_the_demo_ships_in_neither_the_wheel_nor_an_image() -> None:
+    # The wheel holds what [tool.setuptools.packages.find] includes (namespaces on, its default).
+    include = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    shipped = setuptools.find_namespace_packages(
+        REPO, include=include["packages"]["find"]["include"]
+    )
+    assert {"trigger_service", "pipeline"} <= set(shipped)
+    assert not [name for name in shipped if name.split(".")[0] in ("demo", "tests", "bench")]
+    dockerfiles = sorted((REPO / "docker").glob("*.Dockerfile"))
+    assert dockerfiles
+    for dockerfile in dockerfiles:
+        copied = re.findall(r"^COPY (?!--from)(.*) \S+$", dockerfile.read_text(), re.M)
+        sources = {source for line in copied for source in line.split()}
+        assert sources and not sources & {".", "demo", "demo/"}, (dockerfile.name, sources)
+        ignore = dockerfile.with_name(dockerfile.name + ".dockerignore").read_text()
+        assert "!demo" not in ignore, dockerfile.name
 
 
 # A write: insert(t), update(t), delete(t) (also dialect.insert(t)), t.insert() and friends, or a

@@ -23,9 +23,9 @@ from typing import Any
 import httpx
 import pytest
 
+from demo.payloads import storage_event
 from tests.support.inprocess import serving
 from tests.support.repo import GitRepo
-from trigger_service.demo import storage_event
 from trigger_service.service import Services
 from trigger_service.settings import Settings
 from trigger_service.submit.local import LocalBackend

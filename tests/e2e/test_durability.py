@@ -18,10 +18,10 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, func, select
 
+from demo.payloads import storage_event
 from tests.support.repo import GitRepo, rules_text
 from tests.support.server import start_service
 from trigger_service.database import events
-from trigger_service.demo import storage_event
 from trigger_service.events import utcnow
 from trigger_service.sources import SOURCES
 

@@ -16,10 +16,10 @@ import pytest
 from fastapi.testclient import TestClient
 from minio import Minio
 
+from demo.payloads import storage_event
 from tests.support.repo import GitRepo
 from tests.support.s3 import ACCESS_KEY, SECRET_KEY, moto_server
 from trigger_service.api import create_app
-from trigger_service.demo import storage_event
 from trigger_service.service import Services
 from trigger_service.settings import Settings
 

@@ -17,8 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from demo.loop import Progress
+from demo.ports import port_problem
+from demo.run import curl_lines
+from demo.workspace import ROUTES, Demo
 from tests.support.server import REPO_ROOT, free_port
-from trigger_service.demo import ROUTES, Demo, Progress, curl_lines, port_problem
 from trigger_service.events import utcnow
 from trigger_service.sources import SOURCES
 
@@ -43,7 +46,7 @@ def demo_run(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
         [
             sys.executable,
             "-m",
-            "trigger_service.demo",
+            "demo",
             "run",
             "--var",
             str(tmp_path / "var"),

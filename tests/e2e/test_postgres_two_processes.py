@@ -20,11 +20,11 @@ import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, func, select
 
+from demo.payloads import storage_event
 from tests.support.postgres import PostgresCluster, find_postgres_bin, postgres_cluster
 from tests.support.repo import GitRepo, rules_text
 from tests.support.server import ServiceProcess, start_service
 from trigger_service.database import decision_events, decisions, events, runs
-from trigger_service.demo import storage_event
 
 pytestmark = pytest.mark.slow
 

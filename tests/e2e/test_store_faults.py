@@ -27,10 +27,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from demo.payloads import storage_event
 from tests.support.repo import GitRepo, rules_text
 from tests.support.server import ServiceProcess, start_service
 from tests.support.waiting import wait_for
-from trigger_service.demo import storage_event
 
 TOKEN = "storage-token"
 STORE_TIMEOUT = 2.0

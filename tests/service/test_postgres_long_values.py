@@ -15,12 +15,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from demo.payloads import storage_event
 from tests.service.conftest import Build
 from tests.support.postgres import PostgresCluster, find_postgres_bin, postgres_cluster
 from tests.support.repo import GitRepo, rules_text
 from trigger_service.api import create_app
 from trigger_service.database import decisions, events
-from trigger_service.demo import storage_event
 
 pytestmark = pytest.mark.slow
 

@@ -17,26 +17,18 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-import httpx
+from demo import serving
+from demo.ports import free_port  # also imported from here by tests
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVE = (sys.executable, "-m", "trigger_service", "serve")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def tail(path: Path, lines: int = 40) -> str:
@@ -144,27 +136,16 @@ def start_service(
 
 
 def wait_ready(service: ServiceProcess, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    last = "no answer yet"
-    with httpx.Client(timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if not service.alive():
-                raise RuntimeError(
-                    f"service on port {service.port} exited with {service.process.returncode} "
-                    f"before it was ready; log tail:\n{tail(service.log_path)}"
-                )
-            try:
-                response = client.get(f"{service.url}/readyz")
-                if response.status_code == 200:
-                    return
-                last = f"{response.status_code} {response.text[:200]}"
-            except httpx.TransportError as exc:
-                last = repr(exc)
-            time.sleep(0.1)
-    raise RuntimeError(
-        f"service on port {service.port} not ready after {timeout:.0f} s ({last}); "
-        f"log tail:\n{tail(service.log_path)}"
-    )
+    """Return once the service answers GET /readyz with 200.
+
+    Raises RuntimeError, with the tail of its log, if it exits first or after `timeout` seconds.
+    """
+    try:
+        serving.wait_ready(service.url, service.process, timeout)
+    except serving.NotReady as exc:
+        raise RuntimeError(
+            f"service on port {service.port} {exc}; log tail:\n{tail(service.log_path)}"
+        ) from None
 
 
 @contextlib.contextmanager
