@@ -113,8 +113,16 @@ def alertmanager_notification(
 
 
 def drift_alert() -> dict[str, Any]:
-    """The demo's drift alert on the songs model, firing since now, as Alertmanager posts it."""
+    """The demo's drift alert on the songs model, firing since now, as Alertmanager posts it
+    for the chart's ModelDrift rule: that rule's labels (model, severity) and a summary."""
     summary = {"summary": "input drift on songs"}
-    return alertmanager_notification(
-        alertmanager_alert("songs", starts=_now(), annotations=summary), receiver="kfp-trigger"
+    alert = alertmanager_alert("songs", starts=_now(), annotations=summary)
+    labels = {**alert["labels"], "severity": "warning"}
+    alert.update(
+        labels=labels,
+        generatorURL="http://prometheus.local:9090/graph",
+        fingerprint=label_fingerprint(labels),
     )
+    notification = alertmanager_notification(alert, receiver="kfp-trigger")
+    notification.update(commonAnnotations=summary, externalURL="http://alertmanager.local:9093")
+    return notification

@@ -3,6 +3,7 @@ and a clean stop on SIGTERM (no `make: *** Error 241`); the demo loop's heartbea
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,14 +17,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from demo.loop import Progress
+from demo.payloads import drift_alert
 from demo.ports import port_problem
 from demo.run import curl_lines
 from demo.workspace import ROUTES, Demo
 from tests.support.server import REPO_ROOT, free_port
 from trigger_service.events import utcnow
 from trigger_service.sources import SOURCES
+from trigger_service.sources.alertmanager import label_fingerprint
 
 MAKE = shutil.which("make")
 
@@ -211,3 +215,21 @@ def test_every_printed_curl_line_is_a_body_its_route_accepts(tmp_path: Path) -> 
             {"authorization": f"Bearer {tokens[name]}"}, body.encode(), tokens[name]
         )
         assert SOURCES[name].parse({}, body.encode(), utcnow())
+
+
+def test_the_demos_drift_alert_is_the_one_the_shipped_rule_fires() -> None:
+    # The demo stands in for Alertmanager relaying the chart's ModelDrift rule: its alert
+    # carries that rule's labels (the console shows them with the event) and its summary.
+    manifest = yaml.safe_load_all(
+        (REPO_ROOT / "manifests" / "overlays" / "dev" / "prometheusrule.yaml").read_text()
+    )
+    rules = [r for doc in manifest for g in doc["spec"]["groups"] for r in g["rules"]]
+    (rule,) = [r for r in rules if r.get("alert") == "ModelDrift"]
+    body = drift_alert()
+    (alert,) = body["alerts"]
+    assert alert["labels"] == {"alertname": "ModelDrift", **rule["labels"]}
+    assert body["commonLabels"] == alert["labels"]
+    assert "summary" in alert["annotations"] and "summary" in body["commonAnnotations"]
+    assert alert["fingerprint"] == label_fingerprint(alert["labels"])
+    (event,) = SOURCES["alertmanager"].parse({}, json.dumps(body).encode(), utcnow())
+    assert event.subject.labels == alert["labels"]
