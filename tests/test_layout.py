@@ -113,9 +113,9 @@ def test_the_demo_ships_in_neither_the_wheel_nor_an_image() -> None:
 
 
 # A write: insert(t), update(t), delete(t) (also dialect.insert(t)), t.insert() and friends, or a
-# SQL string that starts with INSERT INTO / UPDATE / DELETE FROM a table.
+# SQL string (any case) that starts with INSERT INTO / UPDATE / DELETE FROM a table.
 WRITE_VERBS = {"insert", "update", "delete"}
-SQL_WRITE = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)")
+SQL_WRITE = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)", re.IGNORECASE)
 
 
 def table_writes(source: str) -> set[str]:
@@ -245,6 +245,7 @@ def test_a_write_in_any_form_is_found() -> None:
         "from trigger_service.worker import decisions as d\nupdate(d.decisions)": "decisions",
         "text('UPDATE current_versions SET version = :v')": "current_versions",
         "X = 'DELETE FROM seen_objects WHERE scope = :s'": "seen_objects",
+        "conn.exec_driver_sql('delete from outbox where id = 1')": "outbox",  # SQL in lower case
     }
     for source, table in planted.items():
         assert table_writes(source) == {table}, source
