@@ -20,32 +20,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trigger_service.events import Event, subject_to_dict
-from trigger_service.inbox.store import Inbox, StoreResult, _insert
+from trigger_service.events import Event
+from trigger_service.inbox.store import Inbox, StoreResult, insert_events
 
 
 def insert_all(inbox: Inbox, conn: Any, batch: Sequence[Event]) -> list[StoreResult]:
-    """The body of Inbox.store's loop, on a caller's connection."""
-    results = []
-    for event in batch:
-        stmt = (
-            _insert(inbox.engine)
-            .values(
-                id=event.id,
-                source=event.source,
-                kind=event.kind.value,
-                subject=subject_to_dict(event.subject),
-                delivery_id=event.delivery_id,
-                received_at=event.received_at.timestamp(),
-                status="pending",
-                attempts=0,
-                not_before=0.0,
-            )
-            .on_conflict_do_nothing(index_elements=["id"])
-            .execution_options(preserve_rowcount=True)
-        )
-        results.append(StoreResult(event.id, conn.execute(stmt).rowcount == 1))
-    return results
+    """The inbox's own insert, on a caller's connection (the group's one transaction)."""
+    return insert_events(conn, batch)
 
 
 def patch(variant: str) -> None:
