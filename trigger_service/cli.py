@@ -1,6 +1,6 @@
 """`trigger-service`: serve, worker, backup, restore, check-rules, explain, trigger, compile,
 run-local; and, as an operator of a running service: status, events, decisions, runs, logs,
-cancel, replay, pause, resume."""
+cancel, replay, pause, resume, models promote."""
 
 from __future__ import annotations
 
