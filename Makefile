@@ -76,4 +76,4 @@ manifests: $(STAMP)
 	$(BIN)/python helm/render_manifests.py
 
 clean:
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache

@@ -1,10 +1,11 @@
 """`trigger-service`: serve, worker, backup, restore, check-rules, explain, trigger, compile,
 run-local; and, as an operator of a running service: status, events, decisions, runs, logs,
-cancel, replay, pause, resume."""
+cancel, replay, pause, resume, models promote."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -66,7 +67,10 @@ def _run_server(app: Any, host: str, port: int, settings: Settings) -> int:
         # Open requests get most of the grace; the watchdog ends whatever still hangs.
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds * 0.75)),
     )
-    lifecycle.GracefulServer(config, settings.shutdown_grace_seconds).run()
+    # Ctrl-C: uvicorn shuts down gracefully, then raises the SIGINT it captured again;
+    # `uvicorn.run` swallows the KeyboardInterrupt, and so do we (a requested stop, exit 0).
+    with contextlib.suppress(KeyboardInterrupt):
+        lifecycle.GracefulServer(config, settings.shutdown_grace_seconds).run()
     return lifecycle.EXIT_WORKER_DIED if lifecycle.fatal else 0
 
 

@@ -228,6 +228,13 @@ def test_manual_trigger_to_run_to_model_to_lineage(page: Any, console: tuple[Con
     assert "manual run by console: retrain after the label fix" in row.inner_text()
 
     row.locator("a[href^='/ui/decisions/']").click()
+    # The timeline says "run" once the event is decided; the run record (and with it the
+    # lineage values below) exists once the worker has submitted it, which under load is later.
+    deadline = time.monotonic() + 30
+    while page.locator("a[href^='/ui/runs/']").count() == 0:
+        assert time.monotonic() < deadline, "the decision's run was never submitted"
+        page.wait_for_timeout(200)
+        page.reload()
     assert "by-hand" in page.inner_text("table.triggers")
     params = page.inner_text("#params")
     assert "pipeline songs default" in params and "the service (lineage)" in params

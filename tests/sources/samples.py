@@ -45,3 +45,9 @@ SAMPLES: dict[str, Delivery] = {
         b'{"pipeline": "churn", "version": "abc123", "params": {"epochs": 3}, "reason": "test"}',
     ),
 }
+
+
+def sample(name: str) -> Delivery:
+    """SAMPLES[name]; a sender without one fails naming this file (docs/development.md)."""
+    assert name in SAMPLES, f"{name}: tests/sources/samples.py has no valid delivery in SAMPLES"
+    return SAMPLES[name]

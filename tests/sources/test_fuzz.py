@@ -19,7 +19,7 @@ from trigger_service.events import Event
 from trigger_service.sources import SOURCES
 
 from .helpers import RECEIVED
-from .samples import SAMPLES
+from .samples import SAMPLES, sample
 
 EXAMPLES = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -85,7 +85,7 @@ def bodies(name: str) -> st.SearchStrategy[bytes]:
 
 def headers(name: str) -> st.SearchStrategy[dict[str, str]]:
     """The sample's headers, sometimes with one value replaced by random text."""
-    base = SAMPLES[name].headers
+    base = sample(name).headers
     keys = sorted(base) or ["idempotency-key"]
     replaced = st.builds(lambda k, v: base | {k: v}, st.sampled_from(keys), st.text(max_size=20))
     return st.just(base) | replaced
