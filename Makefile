@@ -55,10 +55,11 @@ test: $(STAMP) $(MLFLOW_STAMP)
 	$(BIN)/python -m pytest -q
 
 # The developer's loop (docs/development.md): ruff and every test not marked `slow` (those
-# train a model or start PostgreSQL, Alertmanager or S3 servers). CI runs `make test`.
+# train a model or start PostgreSQL, Alertmanager or S3 servers), one pytest worker per core,
+# each test file in one worker (its module fixtures start once). CI runs `make test`.
 test-fast: $(STAMP)
 	$(BIN)/ruff check trigger_service pipeline tests bench
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" -n auto --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline_bench.py

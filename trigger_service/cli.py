@@ -35,12 +35,14 @@ def _rules_missing(path: Path, lead: str = "error: ") -> bool:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from trigger_service.api import create_app
     from trigger_service.service import Services
 
     started = _start(Services.build)
     if isinstance(started, int):
         return started
+    # Imported once the settings are good: a configuration error is told without the app.
+    from trigger_service.api import create_app
+
     services = started
     settings = services.settings
     # --no-worker wins; otherwise TRIGGER_WORKER_ENABLED decides (None: the settings).
