@@ -59,7 +59,7 @@ test: $(STAMP) $(MLFLOW_STAMP)
 # TEST_WORKERS pytest-xdist workers, each test file in one worker (its module fixtures start
 # once). Two workers a core: half of a test's time is waiting (a `serve` starting, a poll
 # interval), which they overlap. CI runs `make test`, in one process.
-TEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
+TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(2 * (os.cpu_count() or 1))')
 test-fast: $(STAMP)
 	$(BIN)/ruff check trigger_service pipeline tests bench
 	$(BIN)/mypy
