@@ -54,11 +54,16 @@ test: $(STAMP) $(MLFLOW_STAMP)
 	$(BIN)/python .ci/audit.py constraints.txt
 	$(BIN)/python -m pytest -q
 
-# The developer's loop (docs/development.md): ruff and every test not marked `slow` (those
-# train a model or start PostgreSQL, Alertmanager or S3 servers). CI runs `make test`.
+# The developer's loop (docs/development.md): ruff, mypy (its cache warm: ~1 s) and every test
+# not marked `slow` (those train a model or start PostgreSQL, Alertmanager or S3 servers), in
+# TEST_WORKERS pytest-xdist workers, each test file in one worker (its module fixtures start
+# once). Two workers a core: half of a test's time is waiting (a `serve` starting, a poll
+# interval), which they overlap. CI runs `make test`, in one process.
+TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(2 * (os.cpu_count() or 1))')
 test-fast: $(STAMP)
 	$(BIN)/ruff check trigger_service pipeline demo tests bench
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline_bench.py

@@ -13,6 +13,7 @@ Every request carries a client deadline: an answer that does not come in time fa
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -107,12 +108,14 @@ def listed(url: str, ids: list[str]) -> list[str]:
         return [i for i in ids if http.get(f"/events/{i}").status_code != 200]
 
 
+# Holds the lock until a line arrives on stdin (the test is done with the locked store), or
+# for at most argv[2] seconds.
 HOLD_LOCK = """
-import sqlite3, sys, time
+import select, sqlite3, sys
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
 conn.execute("BEGIN EXCLUSIVE")
 print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
+select.select([sys.stdin], [], [], float(sys.argv[2]))
 conn.execute("ROLLBACK")
 """
 
@@ -124,7 +127,10 @@ def test_locked_by_another_process_answers_503_quickly(
     assert sender.send().status_code == 202
     database = env["TRIGGER_DATABASE_URL"].removeprefix("sqlite:///")
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, database, "25"], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLD_LOCK, database, "25"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
@@ -143,6 +149,10 @@ def test_locked_by_another_process_answers_503_quickly(
         )
         assert "locked" in readyz(service.url).json()["checks"]["store"]
     finally:
+        assert holder.stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # a holder that already ended
+            holder.stdin.write("release\n")
+            holder.stdin.close()
         holder.wait(30)
     wait_for(lambda: readyz(service.url).status_code == 200, "/readyz recovers", timeout=10)
     assert sender.send().status_code == 202

@@ -6,7 +6,6 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +15,12 @@ from tests.support.server import ServiceProcess, running_service
 KB = 1024
 
 
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[ServiceProcess]:
+# One service for the module: each test closes its connections and waits for its held bodies'
+# 408, so the next starts with the whole budget (test_unverified_bodies_share_one_budget checks
+# that bytes go back to it).
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    tmp_path = tmp_path_factory.mktemp("unverified")
     repo = GitRepo(tmp_path / "repo")
     repo.commit({"pipeline.yaml": "# compiled\n"}, "init")
     (tmp_path / "rules.yaml").write_text(rules_text(repo.url))
