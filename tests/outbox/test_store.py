@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, delete, select
 
-from tests.support.postgres import find_postgres_bin, postgres_cluster
+from tests.support.postgres import cluster_or_skip
 from trigger_service.database import create_schema, make_engine, outbox, write
 from trigger_service.outbox import store
 from trigger_service.outbox.store import OutboxItem
@@ -19,10 +19,7 @@ from trigger_service.outbox.store import OutboxItem
 
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    bindir = find_postgres_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed")
-    with postgres_cluster(bindir) as cluster:
+    with cluster_or_skip() as cluster:
         yield cluster.url
 
 

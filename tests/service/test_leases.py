@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, delete, insert
 
-from tests.support.postgres import find_postgres_bin, postgres_cluster
+from tests.support.postgres import cluster_or_skip
 from trigger_service import leases
 from trigger_service.database import create_schema, decisions, events, make_engine, outbox, write
 from trigger_service.events import Event, EventKind, ManualSubject
@@ -32,10 +32,7 @@ Claim = Callable[[Engine, str, float], list[Any]]
 
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    bindir = find_postgres_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed")
-    with postgres_cluster(bindir) as cluster:
+    with cluster_or_skip() as cluster:
         yield cluster.url
 
 

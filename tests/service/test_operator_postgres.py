@@ -10,7 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.service.conftest import Build
-from tests.support.postgres import PostgresCluster, find_postgres_bin, postgres_cluster
+from tests.support.postgres import (
+    PostgresCluster,
+    cluster_or_skip,
+)
 from trigger_service.api import create_app
 
 AUTH = {"Authorization": "Bearer manual-token"}
@@ -18,10 +21,7 @@ AUTH = {"Authorization": "Bearer manual-token"}
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[PostgresCluster]:
-    bindir = find_postgres_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed")
-    with postgres_cluster(bindir) as cluster:
+    with cluster_or_skip() as cluster:
         yield cluster
 
 

@@ -14,7 +14,10 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from tests.support.postgres import PostgresCluster, find_postgres_bin, postgres_cluster
+from tests.support.postgres import (
+    PostgresCluster,
+    cluster_or_skip,
+)
 from trigger_service.database import make_engine
 
 pytestmark = pytest.mark.slow
@@ -22,10 +25,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def postgres() -> Iterator[PostgresCluster]:
-    bindir = find_postgres_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed")
-    with postgres_cluster(bindir) as cluster:
+    with cluster_or_skip() as cluster:
         yield cluster
 
 

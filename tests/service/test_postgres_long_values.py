@@ -17,7 +17,10 @@ from sqlalchemy import select
 
 from demo.payloads import storage_event
 from tests.service.conftest import Build
-from tests.support.postgres import PostgresCluster, find_postgres_bin, postgres_cluster
+from tests.support.postgres import (
+    PostgresCluster,
+    cluster_or_skip,
+)
 from tests.support.repo import GitRepo, rules_text
 from trigger_service.api import create_app
 from trigger_service.database import decisions, events
@@ -29,10 +32,7 @@ HEADERS = {"Authorization": "Bearer storage-token", "Content-Type": "application
 
 @pytest.fixture
 def postgres() -> Iterator[PostgresCluster]:
-    bindir = find_postgres_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed")
-    with postgres_cluster(bindir) as cluster:
+    with cluster_or_skip() as cluster:
         yield cluster
 
 

@@ -145,3 +145,15 @@ def postgres_cluster(
                 stop = [*pg_ctl, "-m", "immediate", "-w", "stop"]
                 _run(_as_owner(owner, stop), "pg_ctl stop")
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def cluster_or_skip() -> Iterator[PostgresCluster]:
+    """`postgres_cluster` on the installed binaries; the calling test skips without them."""
+    import pytest
+
+    bindir = find_postgres_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed")
+    with postgres_cluster(bindir) as cluster:
+        yield cluster
