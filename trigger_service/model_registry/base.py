@@ -14,8 +14,12 @@ creates one, so a resend after a crash or a replay never makes a second registry
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import httpx
 
 from trigger_service.errors import PermanentError
 
@@ -61,3 +65,32 @@ class Registration:
             tags=tags,
             alias=str(alias) if alias else None,
         )
+
+
+class RegistryClient:
+    """A registry's REST API over httpx. Subclasses set `name` (the channel) and `api` (the
+    API's path under the server URL) and implement `deliver(payload)`.
+
+    `url` is the server (e.g. http://mlflow:5000); `token`, when set, is sent as a Bearer token;
+    `timeout` in seconds per request; `clock` is what `outbox.http.call` reads Retry-After
+    against; `transport` replaces the network in tests."""
+
+    name: str
+    api: str
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.base = url.rstrip("/") + self.api
+        self._client = httpx.Client(timeout=timeout, headers=headers, transport=transport)
+        self._clock = clock
+
+    def close(self) -> None:
+        self._client.close()

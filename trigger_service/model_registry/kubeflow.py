@@ -20,14 +20,12 @@ on create means another writer won: looked up again), 5xx and 503 temporary.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from trigger_service.errors import PermanentError
-from trigger_service.model_registry.base import Registration
+from trigger_service.model_registry.base import Registration, RegistryClient
 from trigger_service.outbox.http import call
 
 API = "/api/model_registry/v1alpha3"
@@ -51,22 +49,9 @@ def properties(tags: dict[str, str]) -> dict[str, dict[str, Any]]:
     return props
 
 
-class KubeflowRegistry:
+class KubeflowRegistry(RegistryClient):
+    api = API
     name = "kubeflow"
-
-    def __init__(
-        self,
-        url: str,
-        token: str | None = None,
-        *,
-        timeout: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.base = url.rstrip("/") + API
-        self._client = httpx.Client(timeout=timeout, headers=headers, transport=transport)
-        self._clock = clock
 
     def deliver(self, payload: dict[str, Any]) -> dict[str, Any] | None:
         item = Registration.from_payload(payload)
@@ -152,9 +137,6 @@ class KubeflowRegistry:
             clock=self._clock,
             **kwargs,
         )
-
-    def close(self) -> None:
-        self._client.close()
 
 
 def _object(response: httpx.Response, what: str) -> dict[str, Any]:

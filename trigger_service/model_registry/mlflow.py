@@ -15,14 +15,13 @@ folder: sources are `pvc://` or `s3://` URIs (TRIGGER_MODELS_URI).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from trigger_service.errors import PermanentError
-from trigger_service.model_registry.base import VOLUME_VERSION_TAG, Registration
+from trigger_service.model_registry.base import VOLUME_VERSION_TAG, Registration, RegistryClient
 from trigger_service.outbox.http import call
 
 API = "/api/2.0/mlflow"
@@ -32,22 +31,9 @@ def _already_exists(response: httpx.Response) -> bool:
     return response.status_code == 400 and "RESOURCE_ALREADY_EXISTS" in response.text
 
 
-class MlflowRegistry:
+class MlflowRegistry(RegistryClient):
+    api = API
     name = "mlflow"
-
-    def __init__(
-        self,
-        tracking_uri: str,
-        token: str | None = None,
-        *,
-        timeout: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.base = tracking_uri.rstrip("/") + API
-        self._client = httpx.Client(timeout=timeout, headers=headers, transport=transport)
-        self._clock = clock
 
     def deliver(self, payload: dict[str, Any]) -> dict[str, Any] | None:
         item = Registration.from_payload(payload)
@@ -107,6 +93,3 @@ class MlflowRegistry:
         if response.is_success and not response.content.strip():
             raise PermanentError(f"{what}: {path}: empty answer")
         return response
-
-    def close(self) -> None:
-        self._client.close()
