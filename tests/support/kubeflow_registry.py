@@ -22,10 +22,11 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.support.json_double import serve_json, stop
 from tests.support.server import free_port
 
 API = "/api/model_registry/v1alpha3"
@@ -67,36 +68,19 @@ class KubeflowRegistryDouble:
 
     def up(self) -> KubeflowRegistryDouble:
         self._port = self._port or free_port()
-        double = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                status, body = double.handle(
-                    self.command, self.path, self.headers.get("Authorization"), raw
-                )
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PATCH = _answer
-
-            def log_message(self, *_args: Any) -> None:
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve_json(
+            self._port,
+            lambda method, path, headers, raw: (
+                *self.handle(method, path, headers.get("Authorization"), raw),
+                {},
+            ),
+            methods=("GET", "POST", "PATCH"),
+        )
         return self
 
     def down(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            stop(self._server)
             self._server = None
 
     def __enter__(self) -> KubeflowRegistryDouble:
